@@ -1,0 +1,1 @@
+"""elasticio-sailor-py: runs elastic.io / OIH components written in Python."""
