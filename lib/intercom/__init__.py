@@ -1,0 +1,1 @@
+"""The Intercom HTTP client shared by every action and trigger (see client.py for the design)."""

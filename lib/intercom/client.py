@@ -1,0 +1,383 @@
+"""The one HTTP client for Intercom: session reuse, auth, versions, timeouts, retries, pagination.
+
+Design choices (and why):
+
+* **One ``requests.Session`` per (base URL, token, version, timeout, retry settings)**, cached by
+  ``IntercomClient.from_cfg``: a flow step sends many messages with the same credentials, and reusing the
+  session keeps TCP/TLS connections alive between them. The session is shared by the worker's threads
+  (``prefetch`` > 1): we never mutate it after construction (default headers are set once, cookies are
+  refused by policy so nothing is written to its jar) and urllib3's connection pool is thread-safe, which
+  is the part requests' own docs worry about. ``pool_maxsize`` allows 16 parallel connections per host.
+* **Retries** (at most ``maxRetries``, default 3):
+  - 429: Intercom rejected the request without processing it, so every method is retried, after
+    sleeping until ``X-RateLimit-Reset`` (epoch seconds; capped at ``max_rate_limit_wait``, default 60 s;
+    ``Retry-After`` or backoff when the header is absent).
+  - 5xx, read timeouts and dropped connections: retried with exponential backoff and full jitter only when
+    the call is idempotent (GET/PUT/DELETE/HEAD/OPTIONS, and POSTs the caller marks ``idempotent=True``:
+    search and list). A plain POST may have reached Intercom and been applied, so repeating it could create
+    a duplicate: it is not retried.
+  - Connection failures *before the request was sent* (connection refused, DNS failure, connect timeout)
+    are retried for every method: no byte of the request reached Intercom, so nothing can be duplicated.
+* ``sleep`` is injectable (constructor argument, or monkeypatch ``_module_sleep``) so tests run fast.
+* The token lives only in the session's default headers; no log line or exception includes headers.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from lib.intercom import regions
+from lib.intercom.errors import ConfigurationError, IntercomError, scrub
+
+log = logging.getLogger("lib.intercom.client")
+
+DEFAULT_VERSION = "2.8"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 3
+MAX_RETRIES_LIMIT = 10
+USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}"
+PAGINATION_STYLES = ("cursor", "search", "scroll", "page")
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_CACHE_SIZE = 64
+
+
+def _module_sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _number(cfg: dict[str, Any], field: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = cfg.get(field)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Field '{field}' must be a number", field=field) from None
+    if not minimum <= number <= maximum:
+        raise ConfigurationError(f"Field '{field}' must be between {minimum:g} and {maximum:g}", field=field)
+    return number
+
+
+def _sent_before_failure(exc: requests.RequestException) -> bool:
+    """False only when the request certainly never left this machine (connect phase failed)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ProxyError):
+        return True  # not retried: these are configuration problems, retrying will not help
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, MaxRetryError) and isinstance(inner.reason, ConnectTimeoutError):
+            return False  # NewConnectionError (refused, DNS) is a ConnectTimeoutError subclass in urllib3 2
+    return True
+
+
+class IntercomClient:
+    """HTTP client bound to one Intercom workspace (base URL + token)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        version: str = DEFAULT_VERSION,
+        timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_rate_limit_wait: float = 60.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        pool_maxsize: int = 16,
+    ) -> None:
+        if not token:
+            raise ConfigurationError("Field 'accessToken' is required", field="accessToken")
+        self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path
+        self._token = token
+        self.version = version
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+        self.clock = clock
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # keep the shared jar empty
+        session.headers.update({
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Intercom-Version": version,
+            "User-Agent": USER_AGENT,
+        })
+        self.session = session
+
+    def __repr__(self) -> str:  # never show the token
+        return f"IntercomClient({self.base_url!r}, version={self.version!r})"
+
+    # ----------------------------------------------------------------------------------- construction
+    _cache: dict[tuple[Any, ...], IntercomClient] = {}
+    _cache_lock = threading.Lock()
+
+    @classmethod
+    def settings_from_cfg(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments that ``cfg`` selects (raises ConfigurationError on bad fields)."""
+        version = cfg.get("intercomVersion")
+        version = str(version).strip() if version not in (None, "") else DEFAULT_VERSION
+        read = _number(cfg, "requestTimeout", DEFAULT_READ_TIMEOUT, minimum=0.001, maximum=3600)
+        retries = _number(cfg, "maxRetries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES_LIMIT)
+        if retries != int(retries):
+            raise ConfigurationError("Field 'maxRetries' must be a whole number", field="maxRetries")
+        return {
+            "base_url": regions.base_url(cfg),
+            "token": regions.access_token(cfg),
+            "version": version,
+            "timeout": (min(DEFAULT_CONNECT_TIMEOUT, read), read),
+            "max_retries": int(retries),
+        }
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any]) -> IntercomClient:
+        """The shared client for these credentials and settings (one Session, reused connections)."""
+        settings = cls.settings_from_cfg(cfg)
+        key = tuple(settings.values())
+        client = cls._cache.get(key)
+        if client is not None:
+            return client
+        with cls._cache_lock:
+            client = cls._cache.get(key)
+            if client is None:
+                if len(cls._cache) >= _CACHE_SIZE:  # drop the oldest; its session closes when unused
+                    cls._cache.pop(next(iter(cls._cache)))
+                client = cls(**settings)
+                cls._cache[key] = client
+            return client
+
+    @classmethod
+    def clear_cache(cls) -> None:
+        """Forget cached clients (tests; credential rotation)."""
+        with cls._cache_lock:
+            cls._cache.clear()
+
+    # ---------------------------------------------------------------------------------------- calls
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            raise ValueError("pass a path, not a URL: the token is only sent to the configured base URL")
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def _sleep(self, seconds: float) -> None:
+        (self.sleep or _module_sleep)(seconds)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
+
+    def _wait_for(self, response: requests.Response, attempt: int) -> float:
+        """Seconds to wait before retrying this 429/5xx response."""
+        headers = response.headers
+        reset = headers.get("X-RateLimit-Reset")
+        if reset is not None and response.status_code == 429:
+            try:
+                wait = float(reset) - self.clock()
+            except ValueError:
+                wait = -1.0
+            if wait >= 0:
+                return min(wait + 0.05, self.max_rate_limit_wait)
+        retry_after = headers.get("Retry-After")
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), self.max_rate_limit_wait)
+            except ValueError:
+                pass
+        return self._backoff(attempt)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one request with retries; return the 2xx/3xx response or raise IntercomError."""
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT_METHODS
+        url = self._url(path)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.session.request(method, url, params=params, json=json, headers=headers,
+                                                timeout=self.timeout, stream=stream)
+            except requests.RequestException as exc:
+                sent = _sent_before_failure(exc)
+                connection_problem = isinstance(
+                    exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
+                if connection_problem and attempt <= self.max_retries and (idempotent or not sent) \
+                        and not isinstance(exc, requests.exceptions.SSLError):
+                    wait = self._backoff(attempt)
+                    log.warning("Intercom %s %s failed (%s); retry %d/%d in %.2fs", method, path,
+                                type(exc).__name__, attempt, self.max_retries, wait)
+                    self._sleep(wait)
+                    continue
+                raise self._connection_error(exc, method, path, attempt, sent) from None
+            status = response.status_code
+            if status < 400:
+                return response
+            if attempt <= self.max_retries and (status == 429 or (status >= 500 and idempotent)):
+                wait = self._wait_for(response, attempt)
+                log.warning("Intercom %s %s answered %d; retry %d/%d in %.2fs", method, path, status,
+                            attempt, self.max_retries, wait)
+                response.close()
+                self._sleep(wait)
+                continue
+            error = IntercomError.from_response(response, method=method, path=path, attempts=attempt,
+                                                token=self._token)
+            response.close()
+            raise error
+
+    def _connection_error(self, exc: requests.RequestException, method: str, path: str, attempts: int,
+                          sent: bool) -> IntercomError:
+        timeout = isinstance(exc, requests.exceptions.Timeout)
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            what = "connecting timed out"
+        elif timeout:
+            what = f"no answer within {self.timeout[1]:g} s"
+        elif not sent:
+            what = "could not connect"
+        else:
+            what = "connection failed"
+        detail = type(exc).__name__
+        inner = exc.args[0] if exc.args else None
+        reason = getattr(inner, "reason", None) or inner
+        if reason is not None and not isinstance(reason, str):
+            detail += f": {type(reason).__name__}"
+        message = scrub(f"{what} to {self.base_url} ({detail})", self._token)
+        return IntercomError(message, code="timeout" if timeout else "connection_error", method=method,
+                             path=path, attempts=attempts, retryable=True)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``request`` and decode the JSON body (None for an empty body)."""
+        response = self.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # ----------------------------------------------------------------------------------- pagination
+    def paginate(
+        self,
+        method: str,
+        path: str,
+        *,
+        style: str,
+        params: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        items_key: str = "data",
+        idempotent: bool = True,
+        logger: logging.Logger | None = None,
+    ) -> Iterator[Any]:
+        """Yield each page's JSON, following ``style`` to the last page.
+
+        ``cursor``: ``pages.next.starting_after`` goes into the query (a ``pages.next`` URL is followed);
+        ``search``: it goes into the body's ``pagination.starting_after``; ``scroll``: ``scroll_param``
+        until a page has no items; ``page``: ``page`` numbers up to ``pages.total_pages`` (or the
+        ``pages.next`` URL). A cursor or URL seen twice ends the loop with a warning (a server bug would
+        otherwise make us loop for ever). Listing is a read, so pages are retried as idempotent.
+        """
+        if style not in PAGINATION_STYLES:
+            raise ValueError(f"unknown pagination style {style!r}; expected one of {PAGINATION_STYLES}")
+        logger = logger or log
+        seen: set[str] = set()
+        current_page = 0
+        while True:
+            page = self.request_json(method, path, params=params, json=json, headers=headers,
+                                     idempotent=idempotent)
+            yield page
+            if not isinstance(page, dict):
+                return
+            pages = page.get("pages") if isinstance(page.get("pages"), dict) else {}
+            nxt = pages.get("next")
+            token: str | None = None
+            if style == "scroll":
+                items = page.get(items_key)
+                scroll = page.get("scroll_param")
+                if not items or not scroll:
+                    return
+                params = _with_params(params, {"scroll_param": scroll})
+                continue
+            if isinstance(nxt, str) and nxt:
+                token = "url:" + nxt
+                if token in seen:
+                    return _loop_warning(logger, method, path)
+                seen.add(token)
+                path, url_params = self._split_next_url(nxt)
+                params = _with_params(params, url_params)
+                continue
+            cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
+            if cursor and style in ("cursor", "search", "page"):
+                if cursor in seen:
+                    return _loop_warning(logger, method, path)
+                seen.add(cursor)
+                if style == "search":
+                    body = dict(json) if isinstance(json, dict) else {}
+                    pagination = dict(body.get("pagination") or {})
+                    pagination["starting_after"] = cursor
+                    body["pagination"] = pagination
+                    json = body
+                else:
+                    params = _with_params(params, {"starting_after": cursor})
+                continue
+            if style == "page":
+                number = pages.get("page")
+                total = pages.get("total_pages")
+                if not isinstance(number, int) or not isinstance(total, int) or number >= total:
+                    return
+                if number <= current_page:
+                    return _loop_warning(logger, method, path)
+                current_page = number
+                params = _with_params(params, {"page": number + 1})
+                continue
+            return
+
+    def _split_next_url(self, url: str) -> tuple[str, list[tuple[str, str]]]:
+        """Path and query of a ``pages.next`` URL, re-rooted on our base URL (the token never leaves it)."""
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        if self._base_path and path.startswith(self._base_path + "/"):
+            path = path[len(self._base_path):]
+        return path, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def _loop_warning(logger: logging.Logger, method: str, path: str) -> None:
+    logger.warning("Intercom %s %s returned a pagination cursor seen before; stopping to avoid a loop",
+                   method, path)
+
+
+def _with_params(params: Any, updates: dict[str, Any] | list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``params`` (dict or pairs) with every key in ``updates`` replaced by its new value(s)."""
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    replaced = {key for key, _ in pairs}
+    if params is None:
+        base: list[tuple[str, Any]] = []
+    elif isinstance(params, dict):
+        base = [(k, v) for k, v in params.items() if k not in replaced]
+    else:
+        base = [(k, v) for k, v in params if k not in replaced]
+    return base + pairs

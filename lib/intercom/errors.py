@@ -1,0 +1,165 @@
+"""Exceptions of the Intercom connector.
+
+Every exception here carries JSON-safe details in ``to_dict()``, which the sailor adds to the
+``error`` event. None of them ever holds the access token or the Authorization header: messages are
+built from Intercom's error body, the HTTP method and the URL path only, and are scrubbed of the
+token as a second line of defence (see ``scrub``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_MAX_TEXT = 300  # long bodies or values are cut in messages: an error event is not a data dump
+
+
+def _cut(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """Replace every secret (non-empty) in ``text`` by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class IntercomError(Exception):
+    """One exception type for everything that goes wrong talking to Intercom.
+
+    HTTP errors carry ``status``, Intercom's error ``code`` and ``message``, the ``request_id`` and the
+    full ``errors`` list; connection failures and timeouts have ``status=None`` and code
+    ``connection_error`` / ``timeout``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        attempts: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.errors = errors or []
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+        self.retryable = retryable
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        head = "Intercom"
+        if self.status is not None:
+            head += f" {self.status}"
+        if self.code:
+            head += f" {self.code}"
+        text = f"{head}: {self.message}"
+        extras = []
+        if self.request_id:
+            extras.append(f"request_id {self.request_id}")
+        if self.method and self.path:
+            extras.append(f"{self.method} {self.path}")
+        if self.attempts and self.attempts > 1:
+            extras.append(f"after {self.attempts} attempts")
+        if extras:
+            text += f" ({', '.join(extras)})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe details for the error event."""
+        out: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message,
+                               "request_id": self.request_id, "errors": self.errors}
+        if self.method:
+            out["method"] = self.method
+        if self.path:
+            out["path"] = self.path
+        if self.attempts:
+            out["attempts"] = self.attempts
+        out["retryable"] = self.retryable
+        return out
+
+    @classmethod
+    def from_response(cls, response: Any, *, method: str | None = None, path: str | None = None,
+                      attempts: int | None = None, token: str | None = None) -> IntercomError:
+        """Build the error from an HTTP response with Intercom's ``error.list`` body (or anything else)."""
+        status = response.status_code
+        code: str | None = None
+        message: str | None = None
+        request_id = response.headers.get("X-Request-Id") or response.headers.get("x-request-id")
+        errors: list[dict[str, Any]] = []
+        body: Any = None
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            request_id = body.get("request_id") or request_id
+            raw_errors = body.get("errors")
+            if isinstance(raw_errors, list):
+                errors = [e for e in raw_errors if isinstance(e, dict)]
+            if errors:
+                code = str(errors[0].get("code") or "") or None
+                parts = []
+                for err in errors:
+                    part = str(err.get("message") or err.get("code") or "")
+                    if err.get("field"):
+                        part += f" (field {err['field']})"
+                    parts.append(part)
+                message = "; ".join(p for p in parts if p) or None
+            elif body.get("message"):
+                message = str(body["message"])
+                code = str(body.get("code") or body.get("type") or "") or None
+        if not message:
+            text = ""
+            if body is None and response.content:
+                text = response.content[:_MAX_TEXT].decode("utf-8", "replace").strip()
+            message = text or (response.reason or "HTTP error")
+        message = scrub(_cut(message), token)
+        if not code:
+            code = _DEFAULT_CODES.get(status, f"http_{status}")
+        return cls(message, status=status, code=code, request_id=request_id, errors=errors,
+                   method=method, path=path, attempts=attempts,
+                   retryable=status == 429 or status >= 500)
+
+
+_DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                  409: "conflict", 422: "unprocessable_entity", 429: "rate_limit_exceeded",
+                  500: "server_error", 502: "bad_gateway", 503: "service_unavailable",
+                  504: "gateway_timeout"}
+
+
+class ConfigurationError(ValueError):
+    """A credential or step field is missing or invalid (never includes the field's secret value)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message}
+
+
+class ValidationError(Exception):
+    """The incoming message does not match the action's in-schema; no request was sent.
+
+    ``errors`` is a list of ``{"field": "requestBody.email", "rule": "type", "message": "..."}``.
+    """
+
+    def __init__(self, action_id: str, errors: list[dict[str, str]]) -> None:
+        self.action_id = action_id
+        self.errors = errors
+        listed = "; ".join(f"{e['field']}: {e['message']} (rule {e['rule']})" for e in errors)
+        super().__init__(f"Invalid message for {action_id}: {listed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action_id, "errors": self.errors}

@@ -1,0 +1,353 @@
+"""The operation runtime every generated action module delegates to.
+
+An action module declares ``operation = Operation(...)`` and exports ``process = operation.process``.
+The sailor calls ``process(ctx, msg, cfg, snapshot)`` (``ctx`` is the sailor's ``self``), so
+``Operation.process`` takes the context as its first argument after ``self``.
+
+Per message: shallow-copy ``msg.data``; rename aliases; fill missing path/query parameters from cfg step
+fields of the same name; move a flat body into ``requestBody``; validate against
+``schemas/<action_id>.in.json`` (validator compiled once per process); build the request; call the shared
+``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
+(emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
+first request, so an invalid message or step configuration never reaches Intercom.
+
+Metadata decision: the outgoing metadata is a shallow copy of the incoming one (``applicationUid``,
+``oihUid`` and any other keys a flow relies on travel on), with ``recordUid`` replaced by the Intercom
+object's ``id`` or removed when the result is not one object (pages, lists, empty answers without an
+``id`` path parameter): an incoming ``recordUid`` names a record of another application.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jsonschema import exceptions as js_exceptions
+from jsonschema import validators as js_validators
+
+from lib.intercom.client import IntercomClient
+from lib.intercom.errors import ConfigurationError, ValidationError
+
+__all__ = ["EMIT_BEHAVIOURS", "ConfigurationError", "Operation", "ValidationError"]
+
+log = logging.getLogger("lib.operation")
+
+COMPONENT_ROOT = Path(__file__).resolve().parents[1]
+EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
+_PATH_PARAM = re.compile(r"\{([^{}]+)\}")
+_MAX_MESSAGE = 200
+
+_validators: dict[str, Any] = {}
+_validators_lock = threading.Lock()
+
+
+def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None, key: str) -> Any:
+    """The validator for a schema, compiled once per process (jsonschema picks the declared draft)."""
+    validator = _validators.get(key)
+    if validator is not None:
+        return validator
+    with _validators_lock:
+        validator = _validators.get(key)
+        if validator is None:
+            if schema is None:
+                assert schema_path is not None
+                try:
+                    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    raise ConfigurationError(f"In-schema {schema_path} not found") from None
+            cls = js_validators.validator_for(schema, default=js_validators.Draft202012Validator)
+            cls.check_schema(schema)
+            validator = cls(schema)
+            _validators[key] = validator
+    return validator
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _field(path: Any) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _join(path: Any, name: str) -> str:
+    prefix = _field(path)
+    return name if prefix == "(root)" else f"{prefix}.{name}"
+
+
+def _describe(error: js_exceptions.ValidationError) -> list[dict[str, str]]:
+    """Turn one jsonschema error into ``{field, rule, message}`` entries (one per missing/extra key)."""
+    rule = str(error.validator)
+    instance = error.instance
+    if rule == "required" and isinstance(instance, dict):
+        missing = [name for name in error.validator_value if name not in instance]
+        return [{"field": _join(error.absolute_path, name), "rule": rule, "message": "is required"}
+                for name in missing] or [{"field": _field(error.absolute_path), "rule": rule,
+                                          "message": _cut(error.message)}]
+    if rule == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+        extra = [name for name in instance if name not in known
+                 and not any(re.search(p, name) for p in patterns)]
+        return [{"field": _join(error.absolute_path, name), "rule": rule, "message": "is not allowed"}
+                for name in extra] or [{"field": _field(error.absolute_path), "rule": rule,
+                                        "message": _cut(error.message)}]
+    if rule in ("oneOf", "anyOf") and error.context:
+        best = js_exceptions.best_match(error.context)
+        closest = _describe(best)[0]
+        message = (f"matches none of the allowed forms (closest: {closest['field']}: {closest['message']},"
+                   f" rule {closest['rule']})")
+        return [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(message)}]
+    return [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(error.message)}]
+
+
+def _scalar(value: Any) -> Any:
+    """A query value as Intercom expects it: booleans lowercase, nested structures as JSON."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _message_parts(msg: Any) -> tuple[Any, dict[str, Any]]:
+    """(data, metadata) of a sailor Message, a ``{"data":..,"metadata":..}`` dict or a bare data dict."""
+    data = getattr(msg, "data", None)
+    metadata = getattr(msg, "metadata", None)
+    if data is None and isinstance(msg, dict):
+        if "data" in msg:
+            data, metadata = msg.get("data"), msg.get("metadata")
+        else:
+            data = msg
+    return ({} if data is None else data), (metadata if isinstance(metadata, dict) else {})
+
+
+def emit_behaviour(cfg: dict[str, Any]) -> str:
+    """The ``emitBehaviour`` step field (default ``emitPage``); a clear error for anything else."""
+    value = cfg.get("emitBehaviour")
+    if value in (None, ""):
+        return "emitPage"
+    if value in EMIT_BEHAVIOURS:
+        return value
+    if isinstance(value, str):
+        for known in EMIT_BEHAVIOURS:
+            if value.strip().lower() == known.lower():
+                return known
+    raise ConfigurationError(
+        f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}; got {str(value)[:40]!r}",
+        field="emitBehaviour")
+
+
+class Operation:
+    """One Intercom REST operation, declared by a generated action module."""
+
+    def __init__(
+        self,
+        action_id: str,
+        method: str,
+        path: str,
+        path_params: tuple[str, ...] = (),
+        query_params: tuple[str, ...] = (),
+        header_params: tuple[str, ...] = (),
+        has_body: bool = False,
+        pagination: str | None = None,
+        items_key: str | None = None,
+        idempotent: bool | None = None,
+        aliases: dict[str, tuple[str, ...]] | None = None,
+        response: str = "json",
+        *,
+        component_root: str | Path | None = None,
+        schema_dir: str | Path | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
+        if pagination not in (None, "cursor", "search", "scroll", "page"):
+            raise ValueError(f"{action_id}: unknown pagination {pagination!r}")
+        if response not in ("json", "binary"):
+            raise ValueError(f"{action_id}: unknown response kind {response!r}")
+        self.action_id = action_id
+        self.method = method.upper()
+        self.path = path
+        self.path_params = tuple(path_params)
+        self.query_params = tuple(query_params)
+        self.header_params = tuple(header_params)
+        self.has_body = has_body
+        self.pagination = pagination
+        self.items_key = items_key
+        self.idempotent = idempotent
+        self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
+        self.response = response
+        self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
+        alias_names = {a for names in self.aliases.values() for a in names}
+        self._param_names = frozenset(self.path_params + self.query_params + self.header_params) | alias_names
+        root = Path(component_root) if component_root is not None else COMPONENT_ROOT
+        self._schema_path = Path(schema_dir or root / "schemas") / f"{action_id}.in.json"
+        self._schema = schema
+        self._schema_key = (f"inline:{action_id}:{id(schema)}" if schema is not None
+                            else str(self._schema_path))
+        self._validator: Any = None
+
+    def __repr__(self) -> str:
+        return f"Operation({self.action_id!r}, {self.method} {self.path})"
+
+    # ------------------------------------------------------------------------------ message -> request
+    @property
+    def validator(self) -> Any:
+        if self._validator is None:
+            self._validator = _compiled_validator(self._schema_path, self._schema, self._schema_key)
+        return self._validator
+
+    def prepare(self, data: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Normalise ``msg.data`` (aliases, cfg fill-in, flat body) and validate it; raise ValidationError."""
+        if not isinstance(data, dict):
+            raise ValidationError(self.action_id, [{"field": "(root)", "rule": "type",
+                                                    "message": "the message data must be a JSON object"}])
+        data = dict(data)  # shallow: the body itself is never copied
+        for name, alternatives in self.aliases.items():
+            if data.get(name) is None:
+                for alt in alternatives:
+                    if data.get(alt) is not None:
+                        data[name] = data.pop(alt)
+                        break
+        for name in self._cfg_fillable:
+            if data.get(name) is None and cfg.get(name) not in (None, ""):
+                data[name] = cfg[name]
+        if self.has_body and "requestBody" not in data:
+            body = {k: v for k, v in data.items() if k not in self._param_names}
+            if body:
+                data = {k: v for k, v in data.items() if k in self._param_names}
+                data["requestBody"] = body
+        errors = [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
+        if errors:
+            raise ValidationError(self.action_id, errors)
+        return data
+
+    def build(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The client arguments (method, path, params, headers, json) for validated data."""
+        path = self.path
+        if self.path_params:
+            missing = [n for n in self.path_params if data.get(n) in (None, "")]
+            if missing:
+                raise ValidationError(self.action_id, [
+                    {"field": n, "rule": "required", "message": "path parameter is required"}
+                    for n in missing])
+            path = _PATH_PARAM.sub(lambda m: quote(str(data[m.group(1)]), safe=""), path)
+        params: list[tuple[str, Any]] = []
+        for name in self.query_params:
+            value = data.get(name)
+            if value is None:
+                continue
+            if isinstance(value, dict):  # style form, explode true: each key is its own parameter
+                params.extend((k, _scalar(v)) for k, v in value.items() if v is not None)
+            elif isinstance(value, list | tuple):
+                params.extend((name, _scalar(v)) for v in value if v is not None)
+            else:
+                params.append((name, _scalar(value)))
+        headers = None
+        for name in self.header_params:
+            value = data.get(name)
+            if value not in (None, ""):
+                headers = headers or {}
+                headers[name] = str(value)
+        return {"path": path, "params": params or None, "headers": headers,
+                "json": data.get("requestBody") if self.has_body else None}
+
+    # ----------------------------------------------------------------------------------------- run
+    def process(self, ctx: Any, msg: Any, cfg: dict[str, Any], snapshot: Any = None) -> Any:
+        """Validate, call Intercom, return the data message (or a generator of them for lists)."""
+        data, metadata = _message_parts(msg)
+        data = self.prepare(data, cfg)
+        behaviour = emit_behaviour(cfg) if self.items_key else None
+        request = self.build(data)
+        client = IntercomClient.from_cfg(cfg)
+        if self.items_key:
+            logger = getattr(ctx, "logger", None) or log
+            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger)
+        return self._single_message(client, request, data, metadata)
+
+    def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
+        out = dict(metadata)
+        if record_id is None or isinstance(record_id, dict | list):
+            out.pop("recordUid", None)
+        else:
+            out["recordUid"] = str(record_id)
+        return out
+
+    def _single_message(self, client: IntercomClient, request: dict[str, Any], data: dict[str, Any],
+                        metadata: dict[str, Any]) -> dict[str, Any]:
+        response = client.request(self.method, request["path"], params=request["params"],
+                                  json=request["json"], headers=request["headers"],
+                                  idempotent=self.idempotent)
+        content = response.content
+        status = response.status_code
+        if self.response == "binary":
+            body = {"contentType": response.headers.get("Content-Type", "application/octet-stream"),
+                    "size": len(content), "encoding": "base64",
+                    "content": base64.b64encode(content).decode("ascii")}
+            disposition = response.headers.get("Content-Disposition")
+            if disposition:
+                body["contentDisposition"] = disposition
+            return {"data": body, "metadata": self._metadata(metadata, data.get("job_identifier"))}
+        if not content:
+            result = {202: "accepted", 204: "no content"}.get(status, "empty response")
+            body = {"status": status, "action": self.action_id, "result": result}
+            for name in self.path_params:
+                body.setdefault(name, data.get(name))
+            return {"data": body, "metadata": self._metadata(metadata, data.get("id"))}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"status": status, "action": self.action_id, "result": "non-JSON response",
+                    "contentType": response.headers.get("Content-Type"),
+                    "text": content[:10000].decode("utf-8", "replace")}
+            return {"data": body, "metadata": self._metadata(metadata, None)}
+        record_id = body.get("id") if isinstance(body, dict) else None
+        return {"data": body, "metadata": self._metadata(metadata, record_id)}
+
+    def _pages(self, client: IntercomClient, request: dict[str, Any],
+               logger: logging.Logger) -> Iterator[Any]:
+        if self.pagination:
+            yield from client.paginate(self.method, request["path"], style=self.pagination,
+                                       params=request["params"], json=request["json"],
+                                       headers=request["headers"], items_key=self.items_key or "data",
+                                       logger=logger)
+        else:
+            yield client.request_json(self.method, request["path"], params=request["params"],
+                                      json=request["json"], headers=request["headers"],
+                                      idempotent=self.idempotent)
+
+    def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
+                       metadata: dict[str, Any], logger: logging.Logger) -> Iterator[dict[str, Any]]:
+        key = self.items_key
+        pages = self._pages(client, request, logger)
+        if behaviour == "emitPage":
+            page_metadata = self._metadata(metadata, None)
+            for page in pages:
+                yield {"data": page if page is not None else {}, "metadata": dict(page_metadata)}
+        elif behaviour == "emitIndividually":
+            for page in pages:
+                items = page.get(key) if isinstance(page, dict) else None
+                for item in items or ():
+                    record_id = item.get("id") if isinstance(item, dict) else None
+                    yield {"data": item, "metadata": self._metadata(metadata, record_id)}
+        else:
+            collected: list[Any] = []
+            for page in pages:
+                items = page.get(key) if isinstance(page, dict) else None
+                if items:
+                    collected.extend(items)
+            yield {"data": {"type": "list", key: collected, "total": len(collected)},
+                   "metadata": self._metadata(metadata, None)}
