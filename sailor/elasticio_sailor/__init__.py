@@ -1,1 +1,105 @@
-"""elasticio-sailor-py: runs elastic.io / OIH components written in Python."""
+"""elasticio-sailor-py: runs elastic.io / OIH components written in Python.
+
+In-process use (tests, benchmarks): `execute(function, msg, cfg)` returns the emitted events.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .component import Component, ComponentError
+from .logs import get_logger, secret_values
+from .message import Message
+from .runner import Outcome, apply_snapshot, error_payload, run_hook, run_process
+
+__all__ = ["Component", "ComponentError", "Message", "component_at", "event_dict", "execute", "execute_full"]
+
+_components: dict[str, tuple[int, Component]] = {}
+_components_lock = threading.Lock()
+
+
+def component_at(component_dir: str | os.PathLike = ".") -> Component:
+    """The Component for a root, re-read only when its component.json changes (cheap per call)."""
+    root = Path(component_dir).resolve()
+    try:
+        mtime = (root / "component.json").stat().st_mtime_ns
+    except OSError:
+        return Component(root)  # raises the clear ComponentError
+    with _components_lock:
+        cached = _components.get(str(root))
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, Component(root))
+            _components[str(root)] = cached
+        return cached[1]
+
+
+def event_dict(kind: str, payload: Any) -> dict:
+    """The contract's event shape for a normalised payload (see runner), as a JSON-safe copy.
+
+    The error's stack is left out (it is in the log). Copying at emit time mirrors the wire (a
+    component may reuse and mutate what it emitted) and fails
+    early, at the emit, on data that could not be published.
+    """
+    if kind == "data":
+        body: dict = payload.to_dict()
+    elif kind == "error":
+        body = {"error": {k: v for k, v in payload.items() if k != "stack"}}  # the traceback is in the log
+    else:
+        key = {"error": "error", "snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
+               "updateKeys": "keys", "httpReply": "reply"}[kind]
+        body = {key: payload}
+    try:
+        return {"event": kind, **json.loads(json.dumps(body))}
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"emit({kind!r}) payload is not JSON-serialisable: {exc}") from None
+
+
+def _has_init(component: Component, function: str) -> bool:
+    try:
+        return component.hook(function, "init") is not None
+    except Exception:  # a module that cannot load is reported by run_process, as an error event
+        return False
+
+
+def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapshot: dict | None = None,
+                 component_dir: str | os.PathLike = ".", *, run_init: bool = True,
+                 flow_variables: dict | None = None) -> tuple[list[dict], dict, Outcome]:
+    """Like `execute`, also returning the final in-memory snapshot and the outcome.
+
+    An unknown function raises ComponentError (a usage error); everything else becomes events.
+    The `init(cfg)` hook runs first, as the sailor runs it once at start; its failure is an error event.
+    """
+    component = component_at(component_dir)
+    component.function_spec(function)
+    events: list[dict] = []
+    state = {"snapshot": dict(snapshot or {})}
+
+    def emit(kind: str, payload: Any) -> None:
+        if kind == "end":
+            return
+        events.append(event_dict(kind, payload))
+        if kind in ("snapshot", "updateSnapshot"):
+            state["snapshot"] = apply_snapshot(state["snapshot"], kind, payload)
+
+    if run_init and _has_init(component, function):
+        try:
+            run_hook(component, function, "init", cfg or {})
+        except Exception as exc:
+            get_logger(f"component.{function}").error("init hook failed: %s", exc, exc_info=True)
+            secrets = secret_values(cfg or {}, component.credential_fields)
+            events.append(event_dict("error", error_payload(exc, secrets)))
+            return events, state["snapshot"], Outcome(errors=1, emitted=1)
+    outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables)
+    return events, state["snapshot"], outcome
+
+
+def execute(function: str, msg: Any = None, cfg: dict | None = None, snapshot: dict | None = None,
+            component_dir: str | os.PathLike = ".") -> list[dict]:
+    """Run one trigger/action in-process; the emitted events in order, without `end`.
+
+    `msg` may be a Message, a message dict {"data":..., "metadata":...} or bare data.
+    """
+    return execute_full(function, msg, cfg, snapshot, component_dir)[0]
