@@ -377,6 +377,7 @@ class FakeIntercom:
 
     def _search(self, r: Recorded, kind: str, dates: set[str], by_day: bool, key: str, type_: str) -> dict:
         body = self._body(r, "query")
+        self._match({}, body["query"], dates, by_day)  # validates the query even when nothing is stored
         found = [o for o in self._all(kind) if self._match(o, body["query"], dates, by_day)]
         sort = body.get("sort") or {}
         if sort:
@@ -400,7 +401,8 @@ class FakeIntercom:
                                                r.query.get("starting_after"), key, type_)
 
         return [
-            ("GET", "/me", lambda r: {**self._all("admins")[0], "email_verified": True, "app": {
+            ("GET", "/me", lambda r: {**(self._all("admins") or [{"id": "1", **_template("admins", 0)}])[0],
+                                      "email_verified": True, "app": {
                 "type": "app", "id_code": "fake_app", "name": "Fake", "region": "US", "timezone": "UTC"}}),
             ("GET", "/admins", listing("admins", "admin.list", "admins")),
             ("GET", f"/admins/{ID}", getter("admins", "Admin")),
@@ -600,7 +602,8 @@ class FakeIntercom:
                             return (202 if method == "POST" else 200), b"", extra
                         return 200, json.dumps(result, default=str).encode(), extra
             raise ApiError(404, "Resource Not Found")
-        except ApiError as err:
+        except Exception as exc:  # a bug in a route still answers in Intercom's shape, as a 500
+            err = exc if isinstance(exc, ApiError) else ApiError(500, f"{type(exc).__name__}: {exc}")
             payload = {"type": "error.list", "request_id": request_id,
                        "errors": [{"code": err.code, "message": err.message}]}
             return err.status, json.dumps(payload).encode(), extra

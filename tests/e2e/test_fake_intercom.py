@@ -1,0 +1,142 @@
+"""The fake Intercom behaves as the 2.8 description says where our code depends on it (search, scroll,
+errors); other helpers' tests rely on these behaviours, so they are pinned here."""
+import gzip
+
+import pytest
+import requests
+
+from tools.fake_intercom import DAY, FakeIntercom
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def fake():
+    with FakeIntercom(seed=False) as server:
+        yield server
+
+
+@pytest.fixture
+def http(fake):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {fake.token}"
+    with session:
+        yield session
+
+
+def test_wrong_token_gets_intercoms_error_shape_and_a_request_id(fake):
+    response = requests.get(fake.url + "/me", headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["type"] == "error.list"
+    assert body["errors"] == [{"code": "unauthorized", "message": "Access Token Invalid"}]
+    assert body["request_id"] == response.headers["X-Request-Id"]
+    assert fake.requests[-1].header("authorization") == "Bearer nope"
+
+
+def test_unknown_route_is_a_404_error_list(http, fake):
+    response = http.get(fake.url + "/no/such/thing", timeout=5)
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "not_found"
+
+
+def _search_all(http, url, body):
+    """Follow search pagination to the end; returns every object in order."""
+    seen, body = [], dict(body)
+    while True:
+        page = http.post(url + "/contacts/search", json=body, timeout=5).json()
+        seen += page["data"]
+        nxt = page["pages"].get("next")
+        if not nxt:
+            return seen
+        body["pagination"] = {**body.get("pagination", {}), "starting_after": nxt["starting_after"]}
+
+
+def test_contact_search_by_updated_at_matches_whole_days_sorted_and_paginated(http, fake):
+    day = 1717027200  # 2024-05-30 00:00 UTC
+    ids = [fake.add_contact(email=f"c{i}@x.io", updated_at=day + i * 3 * 3600)["id"] for i in range(8)]
+    fake.add_contact(email="old@x.io", updated_at=day - 10)
+    query = {"query": {"field": "updated_at", "operator": ">", "value": day - 1},
+             "sort": {"field": "updated_at", "order": "ascending"}, "pagination": {"per_page": 3}}
+    # `>` on a date starts at the next day: day - 1 lies in the previous day, so all 8 of `day` match
+    assert [c["id"] for c in _search_all(http, fake.url, query)] == ids
+    query["query"]["value"] = day + 5  # same day: nothing on that day matches
+    assert _search_all(http, fake.url, query) == []
+    query["query"] = {"field": "updated_at", "operator": "=", "value": day + 7}
+    query["sort"]["order"] = "descending"
+    assert [c["id"] for c in _search_all(http, fake.url, query)] == ids[::-1]
+
+
+def test_contact_search_rejects_operators_intercom_rejects_on_dates(http, fake):
+    response = http.post(fake.url + "/contacts/search", timeout=5,
+                         json={"query": {"field": "updated_at", "operator": ">=", "value": 1}})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "parameter_invalid"
+
+
+def test_exact_semantics_compare_to_the_second(http):
+    with FakeIntercom(seed=False, search_semantics="exact") as exact:
+        a = exact.add_contact(email="a@x.io", updated_at=1000 * DAY + 10)
+        exact.add_contact(email="b@x.io", updated_at=1000 * DAY + 5)
+        query = {"query": {"operator": "OR", "value": [
+            {"field": "updated_at", "operator": ">", "value": 1000 * DAY + 5},
+            {"field": "email", "operator": "=", "value": "nobody"}]}}
+        http.headers["Authorization"] = f"Bearer {exact.token}"
+        page = http.post(exact.url + "/contacts/search", json=query, timeout=5).json()
+        assert [c["id"] for c in page["data"]] == [a["id"]] and page["total_count"] == 1
+
+
+def test_conversation_search_bounds_are_inclusive(http, fake):
+    first = fake.add_conversation(updated_at=500)
+    fake.add_conversation(updated_at=499)
+    page = http.post(fake.url + "/conversations/search", timeout=5,
+                     json={"query": {"field": "updated_at", "operator": ">", "value": 500}}).json()
+    assert page["type"] == "conversation.list"
+    assert [c["id"] for c in page["conversations"]] == [first["id"]]
+
+
+def test_companies_scroll_ends_with_an_empty_page_then_expires(http, fake):
+    made = [fake.add_company(company_id=f"co{i}")["company_id"] for i in range(5)]
+    fake.scroll_page_size = 2
+    got, param, sizes = [], None, []
+    while True:
+        page = http.get(fake.url + "/companies/scroll", params={"scroll_param": param} if param else None,
+                        timeout=5).json()
+        sizes.append(len(page["data"]))
+        got += [c["company_id"] for c in page["data"]]
+        param = page["scroll_param"]
+        if not page["data"]:
+            break
+    assert got == made and sizes == [2, 2, 1, 0]
+    expired = http.get(fake.url + "/companies/scroll", params={"scroll_param": param}, timeout=5)
+    assert expired.status_code == 404
+
+
+def test_companies_list_pages_by_number(http, fake):
+    for i in range(3):
+        fake.add_company(company_id=f"co{i}", last_request_at=i)
+    first = http.post(fake.url + "/companies/list", params={"per_page": 2}, timeout=5).json()
+    assert [c["company_id"] for c in first["data"]] == ["co2", "co1"]
+    assert first["pages"]["total_pages"] == 2 and first["pages"]["next"]
+    second = http.post(fake.url + "/companies/list", params={"per_page": 2, "page": 2}, timeout=5).json()
+    assert [c["company_id"] for c in second["data"]] == ["co0"] and second["pages"]["next"] is None
+
+
+def test_fail_next_injects_a_rate_limit_once_on_the_matching_path(http, fake):
+    fake.fail_next(429, path="/contacts")
+    assert http.get(fake.url + "/me", timeout=5).status_code == 200  # /me is not matched
+    limited = http.get(fake.url + "/contacts", timeout=5)
+    assert limited.status_code == 429 and int(limited.headers["X-RateLimit-Reset"]) > 0
+    assert limited.json()["errors"][0]["code"] == "rate_limit_exceeded"
+    assert http.get(fake.url + "/contacts", timeout=5).status_code == 200
+
+
+def test_export_download_is_gzip_bytes(http, fake):
+    fake.add_contact(email="a@x.io")
+    job = http.post(fake.url + "/export/content/data", json={"created_at_after": 1, "created_at_before": 2},
+                    timeout=5).json()
+    status = http.get(fake.url + f"/export/content/data/{job['job_identifier']}", timeout=5).json()
+    assert status["status"] == "completed"
+    download = http.get(status["download_url"], headers={"Accept": "application/octet-stream"}, timeout=5)
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert gzip.decompress(download.content).startswith(b"message_id,")
