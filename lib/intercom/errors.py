@@ -103,9 +103,11 @@ class IntercomError(Exception):
             body = None
         if isinstance(body, dict):
             request_id = body.get("request_id") or request_id
+            request_id = scrub(str(request_id), token) if request_id else None
             raw_errors = body.get("errors")
             if isinstance(raw_errors, list):
-                errors = [e for e in raw_errors if isinstance(e, dict)]
+                errors = [{k: scrub(_cut(v), token) if isinstance(v, str) else v for k, v in e.items()}
+                          for e in raw_errors if isinstance(e, dict)]
             if errors:
                 code = str(errors[0].get("code") or "") or None
                 parts = []
