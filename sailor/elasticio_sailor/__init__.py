@@ -89,7 +89,7 @@ def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapsh
             run_hook(component, function, "init", cfg or {})
         except Exception as exc:
             get_logger(f"component.{function}").error("init hook failed: %s", exc, exc_info=True)
-            secrets = secret_values(cfg or {}, component.credential_fields)
+            secrets = secret_values(cfg or {}, component.secret_fields)
             events.append(event_dict("error", error_payload(exc, secrets)))
             return events, state["snapshot"], Outcome(errors=1, emitted=1)
     outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables)

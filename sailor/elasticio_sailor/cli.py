@@ -136,7 +136,7 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _function_failed(component: Any, cfg: dict, exc: Exception) -> int:
-    secrets = secret_values(cfg, component.credential_fields)
+    secrets = secret_values(cfg, component.secret_fields)
     _print({"error": redact({"name": type(exc).__name__, "message": str(exc)}, secrets)})
     return 1
 

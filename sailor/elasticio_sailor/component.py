@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 HOOK_NAMES = ("startup", "init", "shutdown")
+NON_SECRET_VIEWS = frozenset({"SelectView", "MultiSelectView", "CheckBox", "CheckBoxView", "RadioView"})
 
 # Process-wide: one import per (root, dotted name), whatever the number of Component objects.
 _MODULES: dict[tuple[str, str], ModuleType] = {}
@@ -68,9 +69,20 @@ class Component:
 
     @property
     def credential_fields(self) -> list[str]:
-        """Names of the credential fields: their values are secrets to redact."""
+        """Names of the credential fields."""
         creds = self.descriptor.get("credentials") or {}
         return list((creds.get("fields") or {}).keys())
+
+    @property
+    def secret_fields(self) -> list[str]:
+        """Credential fields whose values are redacted: all but choices from a fixed list.
+
+        A select's value (a region URL, an API version) is not a secret, and masking it would hide
+        it from every error message; anything typed in by the user may be.
+        """
+        fields = (self.descriptor.get("credentials") or {}).get("fields") or {}
+        return [name for name, spec in fields.items()
+                if not (isinstance(spec, dict) and spec.get("viewClass") in NON_SECRET_VIEWS)]
 
     # --- modules -----------------------------------------------------------------------------
     def load_module(self, name: str) -> ModuleType:

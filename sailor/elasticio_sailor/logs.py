@@ -46,7 +46,11 @@ _secrets_lock = threading.Lock()
 
 # --- redaction -------------------------------------------------------------------------------
 def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
-    """The string values in cfg that are secrets: credential fields and sensitive-looking keys."""
+    """The string values in cfg that are secrets: credential fields and sensitive-looking keys.
+
+    Values shorter than MIN_SUBSTRING are left out: masking "30" or "2.8" wherever it occurs would
+    garble every message, and such values are still masked under their key by `redact`.
+    """
     fields = set(credential_fields)
     found: set[str] = set()
 
@@ -58,8 +62,8 @@ def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
             for v in value:
                 walk(v, key)
         elif key is not None and (key in fields or SENSITIVE_KEY.search(key)):
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value):
-                found.add(str(value))
+            if isinstance(value, str) and len(value) >= MIN_SUBSTRING:
+                found.add(value)
 
     walk(cfg, None)
     return found
@@ -78,8 +82,6 @@ def _redact(value: Any, secrets: list[str]) -> Any:
         return [_redact(v, secrets) for v in value]
     if isinstance(value, str):
         return redact_text(value, secrets)
-    if secrets and isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in secrets:
-        return MASK
     return value
 
 

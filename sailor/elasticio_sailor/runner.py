@@ -154,7 +154,7 @@ async def _await(value: Any) -> Any:
 
 
 def _secrets(component: Component, cfg: Any) -> set[str]:
-    secrets = secret_values(cfg, component.credential_fields)
+    secrets = secret_values(cfg, component.secret_fields)
     register_secrets(secrets)
     return secrets
 
@@ -181,11 +181,21 @@ def run_process(component: Component, function: str, msg: Any, cfg: dict | None,
         if ctx.failure is not None:
             raise EmitFailed(str(ctx.failure)) from ctx.failure
         logger.error("%s failed: %s: %s", function, type(exc).__name__, exc, exc_info=True)
-        ctx.emit("error", exc)
+        _sailor_emit(ctx, "error", exc)
+    _sailor_emit(ctx, "end")
+    return ctx.outcome
+
+
+def _sailor_emit(ctx: ProcessContext, kind: str, payload: Any = None) -> None:
+    """An emit of the sailor's own (error, end): a callback failure becomes EmitFailed."""
+    if ctx.failure is None:
+        try:
+            ctx.emit(kind, payload)
+        except Exception:
+            if ctx.failure is None:
+                raise
     if ctx.failure is not None:
         raise EmitFailed(str(ctx.failure)) from ctx.failure
-    ctx.emit("end")
-    return ctx.outcome
 
 
 def run_hook(component: Component, function: str, hook: str, *args: Any) -> Any:
