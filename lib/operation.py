@@ -232,6 +232,8 @@ class Operation:
                 data["requestBody"] = body
         errors = [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
         if errors:
+            # jsonschema reports one `required` error per missing key, each naming the whole list: dedupe
+            errors = list({(e["field"], e["rule"]): e for e in errors}.values())
             raise ValidationError(self.action_id, errors)
         return data
 

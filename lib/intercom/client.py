@@ -297,7 +297,8 @@ class IntercomClient:
 
         ``cursor``: ``pages.next.starting_after`` goes into the query (a ``pages.next`` URL is followed);
         ``search``: it goes into the body's ``pagination.starting_after``; ``scroll``: ``scroll_param``
-        until a page has no items; ``page``: ``page`` numbers up to ``pages.total_pages`` (or the
+        until a page has no items (that empty end marker is not yielded, unless it is the first page);
+        ``page``: ``page`` numbers up to ``pages.total_pages`` (or the
         ``pages.next`` URL). A cursor or URL seen twice ends the loop with a warning (a server bug would
         otherwise make us loop for ever). Listing is a read, so pages are retried as idempotent.
         """
@@ -306,9 +307,13 @@ class IntercomClient:
         logger = logger or log
         seen: set[str] = set()
         current_page = 0
+        yielded = 0
         while True:
             page = self.request_json(method, path, params=params, json=json, headers=headers,
                                      idempotent=idempotent)
+            if style == "scroll" and yielded and isinstance(page, dict) and not page.get(items_key):
+                return  # the empty page that ends a scroll is a marker, not data
+            yielded += 1
             yield page
             if not isinstance(page, dict):
                 return
