@@ -1,0 +1,440 @@
+"""The AMQP transport of the worker: one pika SelectConnection driven by one I/O thread.
+
+Design, and why:
+- pika objects are not thread-safe, so exactly one thread (``sailor-amqp-io``) ever touches the
+  connection and its channels. It runs pika's own select IOLoop, which also sends and checks
+  heartbeats, so heartbeats never depend on how long a component takes.
+- Other threads talk to it only through ``IOLoop.add_callback_threadsafe`` (the one thread-safe
+  entry point pika has) and get a ``concurrent.futures.Future`` back: ``publish`` resolves when the
+  broker confirms the message (publisher confirms on a dedicated channel, many in flight at once,
+  matched by delivery tag, ``multiple`` honoured), ``settle`` when the ack/reject is written.
+- The asynchronous adapter was chosen over BlockingConnection because a blocking confirm channel
+  waits for each confirm in turn on the I/O thread, serialising all workers' publishes; here
+  publishes from all worker threads are pipelined and each waits only for its own confirm.
+- A dropped connection (broker restart, ``rabbitmqctl close_connection``, missed heartbeats) fails
+  every unconfirmed publish with ``ConnectionLost`` and every later settle of a delivery from that
+  connection with ``StaleDelivery``; the transport then reconnects with exponential backoff,
+  without limit, and resumes consuming. Deliveries carry a ``DeliveryRef`` with the connection
+  generation, so an ack never goes to the wrong channel. Whatever was not acked before the drop is
+  redelivered by the broker: at least once, never lost.
+- One connection with two channels (consume, confirm-publish): a channel error closes the whole
+  connection and goes through the same reconnect path, so there is a single recovery mechanism.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+from pika.adapters.select_connection import IOLoop, SelectConnection
+
+from .dialect import AmqpSettings, Delivery, Publication
+from .logs import get_logger
+
+log = get_logger("elasticio_sailor.amqp")
+
+MAX_RECONNECT_DELAY = 10.0  # seconds; a dropped connection is retried forever, at most this far apart
+_PROPERTY_NAMES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+
+
+class TransportError(Exception):
+    """Base of the transport's failures."""
+
+
+class ConnectionLost(TransportError):
+    """The connection (or channel) went away before the operation completed; retry after reconnect."""
+
+
+class PublishNacked(TransportError):
+    """The broker refused a publish (basic.nack)."""
+
+
+class StaleDelivery(TransportError):
+    """The delivery came over a connection that is gone: it cannot be settled any more."""
+
+
+class StartupFailed(TransportError):
+    """The first connection or the consumer could not be set up."""
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """Which connection a delivery came over, and its tag there."""
+
+    generation: int
+    delivery_tag: int
+
+
+DeliveryHandler = Callable[[DeliveryRef, Delivery], None]
+
+
+def _clean_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """Headers as amqplib sends them: undefined (None) values dropped."""
+    return {str(k): v for k, v in headers.items() if v is not None}
+
+
+def publication_properties(pub: Publication) -> pika.BasicProperties:
+    props = {k: v for k, v in pub.properties.items() if k in _PROPERTY_NAMES and v is not None}
+    return pika.BasicProperties(headers=_clean_headers(pub.headers), **props)
+
+
+def delivery_from(method: Any, properties: pika.BasicProperties, body: bytes) -> Delivery:
+    props = {
+        name: getattr(properties, name)
+        for name in _PROPERTY_NAMES
+        if getattr(properties, name, None) is not None
+    }
+    return Delivery(
+        body=body,
+        headers=dict(properties.headers or {}),
+        properties=props,
+        exchange=method.exchange or "",
+        routing_key=method.routing_key or "",
+        delivery_tag=method.delivery_tag,
+        redelivered=bool(method.redelivered),
+    )
+
+
+class AmqpTransport:
+    """See the module docstring. Public methods are thread-safe; `_io*` methods run on the I/O thread."""
+
+    def __init__(self, settings: AmqpSettings, on_delivery: DeliveryHandler) -> None:
+        self.settings = settings
+        self._on_delivery = on_delivery
+        self._params = pika.URLParameters(settings.uri)
+        self._params.client_properties = {
+            "connection_name": settings.connection_name or f"{socket.gethostname()}-sailor-py",
+            "product": "elasticio-sailor-py",
+        }
+        self._ioloop = IOLoop()
+        self._thread = threading.Thread(target=self._io_run, name="sailor-amqp-io", daemon=True)
+        self._ready = threading.Event()  # connection and both channels open
+        self._stopped = threading.Event()  # the I/O loop has ended
+        self._startup_error: BaseException | None = None
+        self._ever_ready = False
+        self._closing = False
+        self._attempt = 0
+        self.generation = 0
+        # I/O-thread state
+        self._connection: SelectConnection | None = None
+        self._consume_ch: Any = None
+        self._publish_ch: Any = None
+        self._publish_seq = 0
+        self._pending: dict[int, tuple[Future, Publication]] = {}
+        self._want_consume = False
+        self._consumer_tag: str | None = None
+        self._consume_started: Future | None = None
+
+    # --- public, any thread ------------------------------------------------------------------
+    def connect(self, timeout: float = 60.0) -> None:
+        """Start the I/O thread and wait for the first connection (start-up attempts as the Node sailor)."""
+        self._thread.start()
+        waited = 0.0
+        while not self._ready.wait(0.1):
+            waited += 0.1
+            if self._startup_error is not None:
+                raise StartupFailed(str(self._startup_error)) from self._startup_error
+            if waited >= timeout:
+                raise StartupFailed(f"no AMQP connection after {timeout:.0f}s")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def consume(self, timeout: float = 30.0) -> None:
+        """Start consuming the listen queue (and again after every reconnect); waits for consume-ok."""
+        future: Future = Future()
+        self._call(lambda: self._io_start_consume(future))
+        future.result(timeout)
+
+    def stop_consuming(self, timeout: float = 30.0) -> None:
+        """Cancel the consumer; deliveries already received are still handed over and can be settled."""
+        future: Future = Future()
+        self._call(lambda: self._io_stop_consume(future))
+        try:
+            future.result(timeout)
+        except Exception as exc:
+            log.warning("cancelling the consumer failed: %s", exc)
+
+    def publish(self, pub: Publication) -> Future:
+        """Publish on the confirm channel; the future resolves on the broker's ack."""
+        future: Future = Future()
+        self._call(lambda: self._io_publish(pub, future), future)
+        return future
+
+    def settle(self, ref: DeliveryRef, ack: bool) -> Future:
+        """Ack, or reject without requeue, a delivery; StaleDelivery if its connection is gone."""
+        future: Future = Future()
+        self._call(lambda: self._io_settle(ref, ack, future), future)
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the connection and end the I/O thread."""
+        if not self._thread.is_alive():
+            return
+        self._call(self._io_close)
+        self._stopped.wait(timeout)
+        self._thread.join(timeout)
+
+    def _call(self, fn: Callable[[], None], future: Future | None = None) -> None:
+        if self._stopped.is_set():
+            if future is not None:
+                future.set_exception(ConnectionLost("the AMQP transport is closed"))
+            return
+        self._ioloop.add_callback_threadsafe(fn)
+
+    # --- I/O thread: connection lifecycle ---------------------------------------------------------
+    def _io_run(self) -> None:
+        try:
+            self._io_connect()
+            self._ioloop.start()
+        except BaseException as exc:  # the loop itself died: nothing can be published any more
+            log.critical("AMQP I/O loop failed: %s", exc, exc_info=True)
+            self._startup_error = exc
+        finally:
+            self._ready.clear()
+            self._fail_pending(ConnectionLost("the AMQP transport stopped"))
+            self._stopped.set()
+
+    def _io_connect(self) -> None:
+        if self._closing:
+            return
+        self.generation += 1
+        log.debug("connecting to AMQP (attempt %d)", self._attempt + 1)
+        SelectConnection(
+            parameters=self._params,
+            on_open_callback=self._io_on_open,
+            on_open_error_callback=self._io_on_open_error,
+            on_close_callback=self._io_on_closed,
+            custom_ioloop=self._ioloop,
+        )
+
+    def _io_retry_later(self, reason: Any) -> None:
+        if self._closing:
+            self._ioloop.stop()
+            return
+        self._attempt += 1
+        if not self._ever_ready and self._attempt > max(0, self.settings.reconnect_attempts):
+            self._startup_error = StartupFailed(f"cannot connect to AMQP: {reason}")
+            log.error("AMQP connection failed %d times, giving up: %s", self._attempt, reason)
+            self._ioloop.stop()
+            return
+        base = max(self.settings.reconnect_timeout, 1) / 1000.0
+        delay = min(base * 2 ** (self._attempt - 1), MAX_RECONNECT_DELAY)
+        log.warning(
+            "AMQP connection lost or refused (%s); reconnecting in %.2fs (attempt %d)",
+            reason,
+            delay,
+            self._attempt,
+        )
+        self._ioloop.call_later(delay, self._io_connect)
+
+    def _io_on_open_error(self, connection: Any, error: BaseException) -> None:
+        self._io_retry_later(error)
+
+    def _io_on_open(self, connection: SelectConnection) -> None:
+        self._connection = connection
+        self._consume_ch = self._publish_ch = None
+        connection.channel(on_open_callback=self._io_on_consume_channel)
+        connection.channel(on_open_callback=self._io_on_publish_channel)
+
+    def _io_on_consume_channel(self, channel: Any) -> None:
+        channel.add_on_close_callback(self._io_on_channel_closed)
+        channel.basic_qos(
+            prefetch_count=max(1, self.settings.prefetch),
+            callback=lambda _frame: self._io_channel_ready("consume", channel),
+        )
+
+    def _io_on_publish_channel(self, channel: Any) -> None:
+        channel.add_on_close_callback(self._io_on_channel_closed)
+        channel.add_on_return_callback(self._io_on_return)
+        self._publish_seq = 0
+        channel.confirm_delivery(
+            ack_nack_callback=self._io_on_confirm,
+            callback=lambda _frame: self._io_channel_ready("publish", channel),
+        )
+
+    def _io_channel_ready(self, which: str, channel: Any) -> None:
+        if which == "consume":
+            self._consume_ch = channel
+        else:
+            self._publish_ch = channel
+        if self._consume_ch is None or self._publish_ch is None:
+            return
+        if self._attempt:
+            log.info("AMQP connection re-established")
+        self._attempt = 0
+        self._ever_ready = True
+        self._ready.set()
+        if self._want_consume:
+            self._io_basic_consume()
+
+    def _io_on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        """A channel closed under us (e.g. a 404/406 from the broker): reset via the connection."""
+        self._ready.clear()
+        self._fail_pending(ConnectionLost(f"channel closed: {reason}"))
+        if self._consume_started is not None and not self._consume_started.done():
+            self._consume_started.set_exception(ConnectionLost(f"cannot consume: {reason}"))
+        if channel is self._consume_ch:
+            self._consume_ch = None
+            self._consumer_tag = None
+        if channel is self._publish_ch:
+            self._publish_ch = None
+        if self._closing:
+            return
+        log.warning("AMQP channel closed: %s", reason)
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _io_on_closed(self, connection: Any, reason: BaseException) -> None:
+        self._ready.clear()
+        self._connection = None
+        self._consume_ch = self._publish_ch = None
+        self._consumer_tag = None
+        self._fail_pending(ConnectionLost(f"connection closed: {reason}"))
+        if self._closing:
+            self._ioloop.stop()
+            return
+        self._io_retry_later(reason)
+
+    def _io_close(self) -> None:
+        self._closing = True
+        self._want_consume = False
+        if self._connection is not None and (self._connection.is_open or self._connection.is_opening):
+            self._connection.close()
+        else:
+            self._ioloop.stop()
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future, _pub in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    # --- I/O thread: consuming --------------------------------------------------------------------
+    def _io_start_consume(self, future: Future) -> None:
+        self._want_consume = True
+        self._consume_started = future
+        if self._ready.is_set() and self._consumer_tag is None:
+            self._io_basic_consume()
+        elif self._consumer_tag is not None:
+            future.set_result(self._consumer_tag)
+
+    def _io_basic_consume(self) -> None:
+        channel = self._consume_ch
+        queue = self.settings.listen_queue
+
+        def on_ok(_frame: Any) -> None:
+            log.debug("Started listening for messages on %s", queue)
+            if self._consume_started is not None and not self._consume_started.done():
+                self._consume_started.set_result(self._consumer_tag)
+
+        self._consumer_tag = channel.basic_consume(queue, self._io_on_message, auto_ack=False, callback=on_ok)
+
+    def _io_stop_consume(self, future: Future) -> None:
+        self._want_consume = False
+        tag, channel = self._consumer_tag, self._consume_ch
+        if tag is None or channel is None or not channel.is_open:
+            future.set_result(None)
+            return
+        self._consumer_tag = None
+        channel.basic_cancel(tag, callback=lambda _frame: future.set_result(None))
+
+    def _io_on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        ref = DeliveryRef(self.generation, method.delivery_tag)
+        try:
+            self._on_delivery(ref, delivery_from(method, properties, body))
+        except Exception as exc:  # never let a handler bug kill the I/O loop
+            log.error("delivery handler failed (deliveryTag %s): %s", method.delivery_tag, exc, exc_info=True)
+
+    def _io_settle(self, ref: DeliveryRef, ack: bool, future: Future) -> None:
+        channel = self._consume_ch
+        if ref.generation != self.generation or channel is None or not channel.is_open:
+            future.set_exception(
+                StaleDelivery(
+                    f"delivery {ref.delivery_tag} of connection {ref.generation} "
+                    f"cannot be settled on connection {self.generation}"
+                )
+            )
+            return
+        try:
+            if ack:
+                channel.basic_ack(ref.delivery_tag)
+            else:
+                channel.basic_reject(ref.delivery_tag, requeue=False)
+        except Exception as exc:
+            future.set_exception(StaleDelivery(str(exc)))
+            return
+        future.set_result(None)
+
+    # --- I/O thread: publishing -------------------------------------------------------------------
+    def _io_publish(self, pub: Publication, future: Future) -> None:
+        channel = self._publish_ch
+        if not self._ready.is_set() or channel is None or not channel.is_open:
+            future.set_exception(ConnectionLost("not connected"))
+            return
+        try:
+            channel.basic_publish(
+                pub.exchange, pub.routing_key, pub.body, publication_properties(pub), mandatory=pub.mandatory
+            )
+        except Exception as exc:
+            future.set_exception(ConnectionLost(f"publish failed: {exc}"))
+            return
+        self._publish_seq += 1
+        self._pending[self._publish_seq] = (future, pub)
+
+    def _io_on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag, multiple = method.delivery_tag, method.multiple
+        nacked = isinstance(method, pika.spec.Basic.Nack)
+        tags = [t for t in self._pending if t <= tag] if multiple else [tag]
+        for t in tags:
+            entry = self._pending.pop(t, None)
+            if entry is None:
+                continue
+            future, pub = entry
+            if future.done():
+                continue
+            if nacked:
+                future.set_exception(
+                    PublishNacked(
+                        f"broker refused the {pub.kind or 'message'} publish "
+                        f"to {pub.exchange!r}/{pub.routing_key!r}"
+                    )
+                )
+            else:
+                future.set_result(None)
+
+    def _io_on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        """An unroutable mandatory publish: logged and then confirmed, as the Node sailor ignores it."""
+        headers = properties.headers or {}
+        log.warning(
+            "message returned by the broker (%s %s): exchange %r, routing key %r, messageId %s",
+            method.reply_code,
+            method.reply_text,
+            method.exchange,
+            method.routing_key,
+            headers.get("messageId"),
+        )
