@@ -18,5 +18,7 @@ def filters(cfg: dict) -> list[dict]:
 
 # Conversation search is not documented as day-truncated, but `>` has no `>=` twin on dates: ask for
 # `> L - 1` (i.e. >= L) and drop the ids already emitted at second L.
-RESOURCE = SearchResource(name="conversations", path="/conversations/search", lookback=1, filters=filters)
+RESOURCE = SearchResource(
+    name="conversations", path="/conversations/search", lookback=1, items_key="conversations", filters=filters
+)
 process = make_process(RESOURCE)

@@ -133,6 +133,7 @@ class SearchResource:
     name: str  # plural, e.g. "contacts"; also the emitted list's type prefix
     path: str  # e.g. "/contacts/search"
     lookback: int  # seconds subtracted from L in the query (86400 where Intercom matches by calendar day)
+    items_key: str = "data"  # the array in each result page ("conversations" for conversation search)
     filters: Callable[[dict], list[dict]] = lambda cfg: []  # extra search filters from step fields
     keep: Callable[[dict, dict], bool] = lambda cfg, item: True  # client-side filters, if any
     default_lag: int = 60
@@ -148,8 +149,8 @@ class SearchResource:
             "pagination": {"per_page": page_size(cfg, self.max_page_size)},
             "sort": {"field": "updated_at", "order": "ascending"},
         }
-        for page in client.paginate("POST", self.path, style="search", json=body):
-            yield page.get("data") or []
+        for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key):
+            yield page.get(self.items_key) or []
 
 
 @dataclass(frozen=True)
