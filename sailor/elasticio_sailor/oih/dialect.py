@@ -1,0 +1,517 @@
+"""The OIH ferryman dialect: what the bytes on the wire mean for the Open Integration Hub.
+
+Sources: `@openintegrationhub/ferryman` 2.4.7 lib/{ferryman,amqp,executor,transformer}.js and the
+Component Orchestrator that drives it; ../shared/docs/sailor-protocol.md sections 3, 5, 6 and 8.
+
+Per delivery: the step context comes from the `orchestratorToken` header (token.py); the body is the
+orchestrator's plain JSON `{data, metadata, attachments, passthrough}` (`text/json`, no encryption unless
+MESSAGE_CRYPTO_PASSWORD is set); cfg = token `fields` + `nodeSettings` (under that key, as the ferryman
+passes it) + the secret from the secret service; the snapshot comes from the snapshots service. Outputs:
+
+    data            BACKCHANNEL_EXCHANGE / body header x-eio-routing-key, else OUTPUT_ROUTING_KEY
+    error           BACKCHANNEL_EXCHANGE / ERROR_ROUTING_KEY, body {error, errorInput}
+    end             BACKCHANNEL_EXCHANGE / STATE_ROUTING_KEY, body "function complete" (every end)
+    rebound         NODE_EXCHANGE / REBOUND_ROUTING_KEY, the original bytes, doubling expiration
+    snapshot(s)     SNAPSHOTS_EXCHANGE / SNAPSHOT_ROUTING_KEY, plain JSON
+    httpReply       BACKCHANNEL_EXCHANGE / reply_to
+    provenance      EVENT_BUS_EXCHANGE / GOVERNANCE_ROUTING_KEY (nodeSettings.governance)
+
+Where the ferryman has a defect we do better, on purpose (each is an expected delta of the differential test):
+
+* no usable token: reject without requeue (dead-letter) with a log line; the ferryman leaves the message
+  unacknowledged forever, which with the default prefetch of 1 stalls the step;
+* a failing secret fetch is an error event (the message is dead-lettered), never a run without credentials;
+* cfg (with the secret) is never attached to anything we publish (the ferryman's `passedCfg` leaks it into
+  httpReply); secrets and the IAM key are registered for redaction in logs and error events;
+* no error reply is sent to `reply_to` (the ferryman sends it to an undefined exchange);
+* every delivery is settled only after its publishes are confirmed (the ferryman acks before the
+  "function complete" and error publishes are confirmed);
+* `execId` falls back to the orchestrator's `execId` header when ELASTICIO_EXEC_ID is unset (OIH never sets
+  it, so the ferryman sends none).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ..crypto import MessageCipher, js_json_dumps
+from ..dialect import AmqpSettings, Delivery, Execution, Publication, RateLimiter, RejectMessage
+from ..elasticio import format_error, incoming_protocol_version
+from ..logs import get_logger, redact, register_secrets
+from ..message import Message
+from . import transform
+from .services import OihServices, SecretError, now_iso, provenance_event, secret_values
+from .settings import PREFIX, OihSettings, SettingsError
+from .token import InvalidToken, OrchestratorToken, token_from_headers
+
+log = get_logger("elasticio_sailor.oih")
+
+HEADER_ROUTING_KEY = "x-eio-routing-key"
+META_PREFIX = "x-eio-meta-"
+FUNCTION_COMPLETE = "function complete"
+CIPHER_ID = 1  # the ferryman's `cid` header (cipher.id)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PreparationError(Exception):
+    """The delivery is valid but cannot be run (e.g. its secret could not be fetched): an error event."""
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(PREFIX + name)
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        value = 0
+    return value or default
+
+
+class OihDialect:
+    """See the module docstring; one instance per process, shared by all worker threads."""
+
+    name = "oih"
+    function = ""  # it comes per message, from the token
+
+    def __init__(self, env: Mapping[str, str] | None = None, services: OihServices | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        for required in ("AMQP_URI", "LISTEN_MESSAGES_ON"):
+            if not env.get(PREFIX + required):
+                raise SettingsError(f"{PREFIX}{required} is missing")
+        self.s = OihSettings.from_env(env)
+        self.component_path = env.get(PREFIX + "COMPONENT_PATH") or ""
+        self.amqp = AmqpSettings(
+            uri=env[PREFIX + "AMQP_URI"],
+            listen_queue=env[PREFIX + "LISTEN_MESSAGES_ON"],
+            prefetch=_int_setting(env, "RABBITMQ_PREFETCH_SAILOR", 1),
+            persistent_messages=True,  # the ferryman always publishes persistent messages
+            publish_retry_delay=_int_setting(env, "AMQP_PUBLISH_RETRY_DELAY", 100),
+            publish_max_retry_delay=_int_setting(env, "AMQP_PUBLISH_MAX_RETRY_DELAY", 300_000),
+        )
+        password = env.get(PREFIX + "MESSAGE_CRYPTO_PASSWORD") or None
+        self.cipher = MessageCipher(password, env.get(PREFIX + "MESSAGE_CRYPTO_IV") or None,
+                                    legacy_plaintext=True)
+        self.services = services or OihServices.from_settings(self.s)
+        interval = _int_setting(env, "RATE_INTERVAL", 100)
+        self.throttles = {
+            "data": RateLimiter(_int_setting(env, "OUTPUT_RATE_LIMIT", 10), interval),
+            "error": RateLimiter(_int_setting(env, "ERROR_RATE_LIMIT", 2), interval),
+            "snapshot": RateLimiter(_int_setting(env, "SNAPSHOT_RATE_LIMIT", 2), interval),
+        }
+        self.component_json: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self, component: Any) -> None:
+        """Nothing is fetched at start in OIH (all context is per message); keep component.json for
+        provenance events."""
+        self.component_json = dict(getattr(component, "descriptor", None) or {})
+        log.info("OIH dialect ready: back-channel %s, node exchange %s", self.s.backchannel_exchange,
+                 self.s.node_exchange)
+
+    def startup_error(self, exc: BaseException) -> list[Publication]:
+        """The ferryman's reportError: an error without errorInput and without a token (the orchestrator
+        cannot attribute it to a flow; it is logged there)."""
+        headers = self._drop_none({**self.s.additional_headers, "execId": self.s.exec_id,
+                                   "workspaceId": self.s.workspace_id, "containerId": self.s.container_id,
+                                   "compId": self.s.comp_id, "messageId": str(uuid.uuid4())})
+        return [self._error_publication(exc, headers, None, [])]
+
+    def stop(self) -> None:
+        self.services.session.close()
+
+    # --- incoming --------------------------------------------------------------------------------
+    def prepare(self, delivery: Delivery) -> Execution:
+        headers = dict(delivery.headers or {})
+        try:
+            token = token_from_headers(headers)
+        except InvalidToken as exc:
+            raise RejectMessage(f"no usable orchestratorToken ({exc}); rejected without requeue") from None
+        secrets = [v for v in (token.raw, token.api_key) if v]
+        register_secrets(secrets)
+
+        version = incoming_protocol_version(headers)
+        if not delivery.body:
+            raise RejectMessage("empty body")
+        try:
+            payload = self.cipher.decrypt(delivery.body, version)
+        except Exception as exc:
+            raise RejectMessage(f"cannot decode the message body: {type(exc).__name__}: {exc}") from None
+        if not isinstance(payload, dict):
+            raise RejectMessage(f"the message body is a JSON {type(payload).__name__}, not an object")
+        if not isinstance(payload.get("headers"), dict):
+            payload["headers"] = {}
+        if headers.get("reply_to"):
+            payload["headers"]["reply_to"] = headers["reply_to"]
+        orig_passthrough = copy.deepcopy(payload.get("passthrough")) or {}
+        ns = token.node_settings
+
+        incoming = self._incoming_headers(headers, token)
+        outgoing = self._drop_none({
+            **incoming,
+            **self.s.additional_headers,
+            "parentMessageId": incoming.get("messageId"),
+            "threadId": incoming.get("threadId"),
+            "messageId": str(uuid.uuid4()),
+            "execId": self.s.exec_id or headers.get("execId"),
+            "taskId": token.flow_id,
+            "workspaceId": self.s.workspace_id,
+            "containerId": self.s.container_id,
+            "userId": token.user_id,
+            "stepId": token.step_id,
+            "compId": self.s.comp_id,
+            "function": token.function,
+            "start": now_ms(),
+            "cid": CIPHER_ID,
+            HEADER_ROUTING_KEY: delivery.routing_key,
+            "orchestratorToken": token.raw,
+        })
+        log_context = {"threadId": incoming.get("threadId"), "messageId": incoming.get("messageId"),
+                       "parentMessageId": incoming.get("parentMessageId"), **token.log_context()}
+        state: dict[str, Any] = {"token": token, "incoming": incoming, "outgoing": outgoing,
+                                 "passthrough": orig_passthrough, "version": version,
+                                 "start_time": now_iso(), "payload": payload}
+
+        cfg: dict[str, Any] = copy.deepcopy(token.fields)
+        cfg["nodeSettings"] = copy.deepcopy(ns)
+        error: BaseException | None = None
+
+        if ns.get("idLinking"):
+            self._link_incoming(payload, token)
+        if transform.wants_before(ns):
+            payload = self._as_payload(transform.before(payload, ns), payload)
+
+        if token.secret_id and token.api_key:
+            try:
+                secret = self.services.fetch_secret(token.secret_id, token.api_key)
+            except SecretError as exc:
+                log.error("%s", exc)
+                error = PreparationError(str(exc))
+                secret = None
+            if secret:
+                found = secret_values(secret)
+                register_secrets(found)
+                secrets.extend(found)
+                cfg.update(secret)
+        snapshot = self.services.fetch_snapshot(token.flow_id, token.step_id, token.api_key) or {}
+
+        message = Message(
+            data=payload.get("data") if payload.get("data") is not None else {},
+            metadata=payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {},
+            attachments=payload.get("attachments") if isinstance(payload.get("attachments"), dict) else {},
+            headers=payload["headers"] if isinstance(payload.get("headers"), dict) else {},
+            id=payload.get("id") if isinstance(payload.get("id"), str) else None,
+            passthrough=payload.get("passthrough") if isinstance(payload.get("passthrough"), dict) else {},
+        )
+        execution = Execution(
+            delivery=delivery,
+            function=token.function or "",
+            message=message,
+            cfg=cfg,
+            snapshot=snapshot,
+            message_id=incoming.get("messageId") if isinstance(incoming.get("messageId"), str) else None,
+            log_context=self._drop_none(log_context),
+            secrets=secrets,
+            state=state,
+        )
+        if error is not None:
+            state["preparation_error"] = error
+            if hasattr(execution, "error"):
+                execution.error = error
+        return execution
+
+    @staticmethod
+    def _as_payload(result: Any, original: dict[str, Any]) -> dict[str, Any]:
+        """A `before` transform result as the incoming message: an object with message keys is the
+        message (as in the ferryman); anything else becomes its data."""
+        if isinstance(result, dict) and any(k in result for k in ("data", "metadata", "attachments")):
+            out = dict(result)
+        else:
+            out = {"data": result}
+        if not isinstance(out.get("headers"), dict):
+            out["headers"] = original.get("headers") or {}
+        return out
+
+    def _incoming_headers(self, headers: Mapping[str, Any], token: OrchestratorToken) -> dict[str, Any]:
+        """readIncomingMessageHeaders: stepId, x-eio-meta-* (lower-cased), threadId, ids, rebound info."""
+        meta = {k.lower(): v for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
+        result: dict[str, Any] = {
+            "stepId": token.step_id,
+            **meta,
+            "threadId": headers.get("threadId") or meta.get(META_PREFIX + "trace-id"),
+            "messageId": headers.get("messageId"),
+            "parentMessageId": headers.get("parentMessageId"),
+            "reboundReason": headers.get("reboundReason"),
+            "reboundIteration": headers.get("reboundIteration"),
+        }
+        if not result["threadId"]:
+            result["threadId"] = str(uuid.uuid4())
+        if headers.get("reply_to"):
+            result["reply_to"] = headers["reply_to"]
+        return result
+
+    def _link_incoming(self, payload: dict[str, Any], token: OrchestratorToken) -> None:
+        """idLinking before the component: give it the recordUid this application has for the record."""
+        if not self.s.datahub_url:
+            log.warning("No DATAHUB_BASE_URL defined: skipping ID linking")
+            return
+        meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        _, refs = self.services.get_id_meta(meta.get("oihUid"), meta.get("recordUid"), token.api_key)
+        ns = token.node_settings
+        apps = {ns.get("applicationUid"), ns.get("alternateAppUid")} - {None}
+        for ref in refs:
+            if isinstance(ref, dict) and ref.get("applicationUid") in apps:
+                payload["metadata"] = {**meta, "recordUid": ref.get("recordUid")}
+                break
+
+    # --- outgoing --------------------------------------------------------------------------------
+    def publications(self, execution: Execution, kind: str, payload: Any) -> list[Publication]:
+        handler = {
+            "data": self._data, "error": self._error, "rebound": self._rebound,
+            "snapshot": self._snapshot, "updateSnapshot": self._update_snapshot,
+            "httpReply": self._http_reply, "updateKeys": self._update_keys,
+        }.get(kind)
+        if handler is None:
+            return []
+        return handler(execution, payload)
+
+    def on_end(self, execution: Execution) -> list[Publication]:
+        """"function complete" to the step-state key on every (first) end, failed or not."""
+        if not self.s.state_routing_key:
+            return []
+        headers = self._headers(execution, protocolVersion=self.s.protocol_version)
+        return [Publication(self.s.backchannel_exchange, self.s.state_routing_key,
+                            json.dumps(FUNCTION_COMPLETE).encode(), headers, self._properties(),
+                            kind="end")]
+
+    def preparation_error(self, execution: Execution) -> BaseException | None:
+        """The error prepare() found (the component must not run; emit this error, then end)."""
+        return execution.state.get("preparation_error")
+
+    @staticmethod
+    def _drop_none(headers: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in headers.items() if v is not None}
+
+    def _properties(self, **extra: Any) -> dict[str, Any]:
+        return {"content_type": "application/json", "content_encoding": "utf8", "delivery_mode": 2, **extra}
+
+    def _headers(self, execution: Execution, **extra: Any) -> dict[str, Any]:
+        headers = self._drop_none({**execution.state["outgoing"], **extra})
+        if not headers.get("messageId"):
+            headers["messageId"] = str(uuid.uuid4())
+        return headers
+
+    # errors
+    def _error_publication(self, err: Any, headers: dict[str, Any], original: Delivery | None,
+                           secrets: list[str]) -> Publication:
+        """sendError: `{error, errorInput}`; `error` is the (encrypted, here plain) JSON text of
+        {name, message, stack, ...details}, `errorInput` the input as received (v1) or re-encoded (v2)."""
+        error = redact(format_error(err), secrets)
+        body: dict[str, Any] = {"error": self.cipher.encrypt(error, 1).decode("utf-8")}
+        if original is not None and original.body:
+            if incoming_protocol_version(original.headers or {}) >= 2:
+                try:
+                    decoded = self.cipher.decrypt(original.body, 2)
+                    body["errorInput"] = self.cipher.encrypt(decoded, 1).decode()
+                except Exception as exc:  # never lose the error over its input
+                    log.warning("cannot re-encode the error input: %s", type(exc).__name__)
+            else:
+                body["errorInput"] = original.body.decode("utf-8", "replace")
+        return Publication(self.s.backchannel_exchange, self.s.error_routing_key,
+                           js_json_dumps(body).encode("utf-8"), headers, self._properties(), kind="error")
+
+    def _fail(self, execution: Execution, err: Any) -> list[Publication]:
+        execution.failed = True
+        self.throttles["error"].acquire()
+        headers = self._headers(execution, end=now_ms())
+        return [self._error_publication(err, headers, execution.delivery, execution.secrets)]
+
+    def _error(self, execution: Execution, payload: Any) -> list[Publication]:
+        return self._fail(execution, payload)
+
+    # data
+    def _data(self, execution: Execution, payload: Any) -> list[Publication]:
+        msg = payload if isinstance(payload, Message) else Message.from_any(payload)
+        state = execution.state
+        token: OrchestratorToken = state["token"]
+        ns = token.node_settings
+        orig_passthrough = state["passthrough"]
+
+        data: dict[str, Any] = {}
+        if msg.id is not None:
+            data["id"] = msg.id
+        data["data"] = msg.data
+        data["metadata"] = msg.metadata if isinstance(msg.metadata, dict) else {}
+        data["attachments"] = msg.attachments or {}
+        if msg.passthrough:
+            data["passthrough"] = msg.passthrough
+        if msg.headers:
+            data["headers"] = dict(msg.headers)
+        saved_meta = dict(data["metadata"])
+        application_uid = ns.get("applicationUid") or saved_meta.get("applicationUid")
+
+        headers = self._headers(execution, end=now_ms())
+        if msg.id:
+            headers["messageId"] = msg.id
+
+        def own(obj: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in obj.items() if k != "passthrough"}
+
+        if ns.get("passthrough"):
+            data["passthrough"] = {**orig_passthrough, str(token.step_id): own(data)}
+        if transform.wants_after(ns):
+            result = transform.after(data, ns)
+            data = dict(result) if isinstance(result, dict) else {"data": result}
+        if ns.get("passthrough"):
+            data["passthrough"] = {**orig_passthrough, str(token.step_id): own(data)}
+        elif orig_passthrough:
+            data["passthrough"] = orig_passthrough
+
+        pubs: list[Publication] = []
+        if ns.get("idLinking"):
+            self._link_outgoing(data, saved_meta, application_uid, token)
+        if ns.get("autoSaveSnapshots"):
+            pubs += self._update_snapshot(execution, copy.deepcopy(data))
+        if ns.get("governance"):
+            pubs += self._provenance(execution, data, saved_meta, headers)
+
+        body_headers = data.get("headers") if isinstance(data.get("headers"), dict) else {}
+        lowered = {str(k).lower(): v for k, v in body_headers.items()}
+        routing_key = lowered.get(HEADER_ROUTING_KEY) or self.s.output_routing_key
+        data["headers"] = {k: v for k, v in body_headers.items() if str(k).lower() != HEADER_ROUTING_KEY}
+        headers["protocolVersion"] = self.s.protocol_version
+        body = self.cipher.encrypt(data, 1 if self.s.protocol_version < 2 else 2)
+        if len(body) > self.s.outgoing_message_size_limit:
+            limit = self.s.outgoing_message_size_limit
+            return pubs + self._fail(execution, {"name": "Error", "message": f"Outgoing message size "
+                                                 f"{len(body)} exceeds limit of {limit}."})
+        self.throttles["data"].acquire()
+        pubs.append(Publication(self.s.backchannel_exchange, str(routing_key), body, headers,
+                                self._properties(), kind="data"))
+        return pubs
+
+    def _link_outgoing(self, data: dict[str, Any], saved_meta: dict[str, Any], application_uid: Any,
+                       token: OrchestratorToken) -> None:
+        """idLinking after the component: make sure the data hub links this record to an oihUid and
+        hand the oihUid on (the ferryman then keeps only `metadata.oihUid`)."""
+        if not self.s.datahub_url:
+            log.warning("No DATAHUB_BASE_URL defined: skipping ID linking in onData")
+            return
+        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        oih_uid, refs = self.services.get_id_meta(meta.get("oihUid"), meta.get("recordUid"), token.api_key)
+        linked = any(isinstance(r, dict) and r.get("applicationUid") == application_uid
+                     and r.get("recordUid") == meta.get("recordUid") for r in refs)
+        if not linked:
+            entry = self.services.upsert_datahub_entry(
+                token.node_settings.get("applicationUid"),
+                meta.get("recordUid") or saved_meta.get("recordUid"),
+                oih_uid or saved_meta.get("oihUid"),
+                token.api_key,
+            )
+            oih_uid = str(entry["id"]) if entry and entry.get("id") else meta.get("oihUid")
+        data["metadata"] = {"oihUid": oih_uid} if oih_uid else {}
+
+    def _provenance(self, execution: Execution, data: dict[str, Any], saved_meta: dict[str, Any],
+                    headers: dict[str, Any]) -> list[Publication]:
+        """nodeSettings.governance: a provenance event on the event bus (and data hub delete bookkeeping)."""
+        token: OrchestratorToken = execution.state["token"]
+        ns = token.node_settings
+        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        oih_uid = meta.get("oihUid") or saved_meta.get("oihUid")
+        delete_type = None
+        inner = data.get("data") if isinstance(data.get("data"), dict) else {}
+        if execution.cfg.get("deletes") and inner.get("delete"):
+            delete_type = str(inner["delete"])
+            if delete_type == "confirmed":
+                done = self.services.delete_datahub_record(oih_uid, ns.get("applicationUid"),
+                                                           saved_meta.get("recordUid"), token.api_key)
+                if not done:
+                    log.error("DataHub update failed for recordUid %s", saved_meta.get("recordUid"))
+        event = provenance_event(
+            oih_uid=oih_uid, record_uid=saved_meta.get("recordUid"), function=token.function,
+            component_json=self.component_json, connector_id=self.s.comp_id, flow_id=token.flow_id,
+            user_id=token.user_id, tenant_id=token.claims.get("tenantId") or token.tenant,
+            start_time=execution.state["start_time"], delete_type=delete_type, node_settings=ns,
+        )
+        body = {"headers": {"name": self.s.governance_routing_key}, "payload": event}
+        event_headers = {**headers, "protocolVersion": self.s.protocol_version}
+        return [Publication(self.s.event_bus_exchange, self.s.governance_routing_key,
+                            self.cipher.encrypt(body, self.s.protocol_version), event_headers,
+                            self._properties(), kind="provenance")]
+
+    # rebound
+    def _rebound(self, execution: Execution, payload: Any) -> list[Publication]:
+        """Re-send the original bytes to the node exchange with a doubling expiration; past
+        REBOUND_LIMIT an error "Rebound limit exceeded" (not counted: the delivery is still acked)."""
+        delivery = execution.delivery
+        reason = format_error(payload)["message"]
+        headers = self._headers(execution, end=now_ms(), reboundReason=reason)
+        previous = (delivery.headers or {}).get("reboundIteration")
+        numeric = isinstance(previous, int) and not isinstance(previous, bool)
+        iteration = previous + 1 if numeric and previous else 1
+        if iteration > self.s.rebound_limit:
+            return [self._error_publication({"name": "Error", "message": "Rebound limit exceeded"}, headers,
+                                            delivery, execution.secrets)]
+        headers["reboundIteration"] = iteration
+        props = self._properties(expiration=str(2 ** (iteration - 1) * self.s.rebound_initial_expiration))
+        return [Publication(self.s.node_exchange, self.s.rebound_routing_key, delivery.body, headers, props,
+                            kind="rebound")]
+
+    # snapshots
+    def _snapshot_key(self, token: OrchestratorToken) -> str:
+        return (self.s.snapshot_routing_key or token.snapshot_routing_key
+                or f"{self.s.node_exchange}.{token.step_id}.snapshot")
+
+    def _snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
+        token: OrchestratorToken = execution.state["token"]
+        headers = self._headers(execution, snapshotEvent="snapshot", tenant=token.tenant)
+        self.throttles["snapshot"].acquire()
+        return [Publication(self.s.snapshots_exchange, self._snapshot_key(token),
+                            js_json_dumps(payload).encode("utf-8"), headers, self._properties(),
+                            kind="snapshot")]
+
+    def _update_snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
+        if not isinstance(payload, dict):
+            log.error("You should pass an object to the `updateSnapshot` event")
+            return []
+        if "$set" in payload:
+            log.warning("ERROR: $set is not supported any more in `updateSnapshot` event")
+            return []
+        token: OrchestratorToken = execution.state["token"]
+        headers = self._headers(execution, snapshotEvent="updateSnapshot", flowExecId=token.flow_exec_id,
+                                tenant=token.tenant)
+        return [Publication(self.s.snapshots_exchange, self._snapshot_key(token),
+                            js_json_dumps(payload).encode("utf-8"), headers, self._properties(),
+                            kind="updateSnapshot")]
+
+    # the rest
+    def _http_reply(self, execution: Execution, payload: Any) -> list[Publication]:
+        headers = self._headers(execution)
+        routing_key = headers.get("reply_to")
+        if not routing_key:
+            return self._fail(execution, {"name": "Error", "message": "Component emitted 'httpReply' event "
+                                          "but 'reply_to' was not found in AMQP headers"})
+        reply = {k: v for k, v in dict(payload or {}).items() if k != "passedCfg"}
+        reply["headers"] = {k: v for k, v in (reply.get("headers") or {}).items()
+                            if str(k).lower() != HEADER_ROUTING_KEY}
+        headers["protocolVersion"] = 1
+        return [Publication(self.s.backchannel_exchange, str(routing_key), self.cipher.encrypt(reply, 1),
+                            headers, self._properties(), kind="httpReply")]
+
+    def _update_keys(self, execution: Execution, payload: Any) -> list[Publication]:
+        log.warning("updateKeys is not supported in OIH (secrets are managed by the secret service); ignored")
+        return []
+
+
+def create_dialect(env: Mapping[str, str] | None = None) -> OihDialect:
+    """The entry point settings.select_dialect calls."""
+    return OihDialect(env)
