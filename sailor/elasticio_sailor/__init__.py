@@ -13,7 +13,7 @@ from typing import Any
 from .component import Component, ComponentError
 from .logs import get_logger, secret_values
 from .message import Message
-from .runner import Outcome, apply_snapshot, error_payload, run_hook, run_process
+from .runner import Outcome, PayloadError, apply_snapshot, error_payload, run_hook, run_process
 
 __all__ = ["Component", "ComponentError", "Message", "component_at", "event_dict", "execute", "execute_full"]
 
@@ -54,7 +54,7 @@ def event_dict(kind: str, payload: Any) -> dict:
     try:
         return {"event": kind, **json.loads(json.dumps(body))}
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"emit({kind!r}) payload is not JSON-serialisable: {exc}") from None
+        raise PayloadError(f"emit({kind!r}) payload is not JSON-serialisable: {exc}") from None
 
 
 def _has_init(component: Component, function: str) -> bool:

@@ -60,14 +60,13 @@ def js_number(value: float | int) -> str:
     return sign + text
 
 
-def _has_float(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return True
+def _needs_slow_path(obj: Any) -> bool:
+    """Floats (JS number format) and non-JSON objects (to_dict/default may hold floats)."""
     if isinstance(obj, dict):
-        return any(_has_float(v) for v in obj.values())
+        return any(not isinstance(k, str) or _needs_slow_path(v) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return any(_has_float(v) for v in obj)
-    return False
+        return any(_needs_slow_path(v) for v in obj)
+    return not (obj is None or isinstance(obj, (str, int)))
 
 
 def _js_key(key: Any) -> str:
@@ -115,27 +114,12 @@ def js_json_dumps(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
     Without floats, the C encoder already writes what JSON.stringify writes, so it is used; numbers
     like 1.0, 1e-7 or 1e21 take the slower path. Lone surrogates are escaped as JS does (ES2019).
     """
-    if not _has_float(obj):
-        try:
-            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_default_for(default))
-        except TypeError:
-            text = None
-        if text is not None:
-            return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    if not _needs_slow_path(obj):
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     out: list[str] = []
     _encode(obj, default, out)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", "".join(out))
-
-
-def _default_for(default: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    def fallback(obj: Any) -> Any:
-        if hasattr(obj, "to_dict"):
-            return obj.to_dict()
-        if default is not None:
-            return default(obj)
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-    return fallback
 
 
 # --- base64 as Node reads it -----------------------------------------------------------------

@@ -28,6 +28,10 @@ SENSITIVE_KEY = re.compile(
 )
 #: Credentials written inline: "Bearer abc", "Basic abc".
 _INLINE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
+#: key=value / "key": "value" / 'key': 'value' pairs in text (query strings, reprs, JSON) with a secret key.
+_KEYED = re.compile(
+    r"""(?i)(["']?[\w.-]*(?:token|passw|secret|api[-_]?key|authorization|private[-_]?key|access[-_]?key)"""
+    r"""[\w.-]*["']?\s*[:=]\s*)(?!(?:bearer|basic)\s)(["']?)([^"'\s,;&}\]]+)""")
 #: Shorter values are masked only where they are a whole value, not as substrings.
 MIN_SUBSTRING = 4
 
@@ -96,7 +100,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
             return MASK
         if len(secret) >= MIN_SUBSTRING and secret in text:
             text = text.replace(secret, MASK)
-    return _INLINE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _INLINE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 
 def register_secrets(values: Iterable[str]) -> None:

@@ -12,6 +12,8 @@ payload)` callback, followed by exactly one `end`. Payloads handed to the callba
 
 If the callback raises (e.g. a publish failed), the component sees that exception at its emit, later
 emits are refused, and run_process raises EmitFailed: the caller must not settle the input message.
+A TypeError (PayloadError) from the callback means the payload itself cannot be sent (not JSON): that
+is the component's error, raised at its emit, and the run goes on (usually to an error event).
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ from .message import Message
 
 EMIT_KINDS = ("data", "error", "snapshot", "updateSnapshot", "rebound", "updateKeys", "httpReply", "end")
 EmitCallback = Callable[[str, Any], None]
+
+
+class PayloadError(TypeError):
+    """An emitted payload that cannot be serialised; the component's fault, not the transport's."""
 
 
 class EmitFailed(Exception):
@@ -83,6 +89,8 @@ class ProcessContext:
             value = normalise(kind, payload, self._secrets)
             try:
                 self._callback(kind, value)
+            except TypeError:
+                raise  # PayloadError and friends: this payload cannot be sent; later emits still can
             except BaseException as exc:
                 self.failure = exc
                 raise
