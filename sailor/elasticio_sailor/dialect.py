@@ -110,6 +110,9 @@ class Execution:
     log_context: dict[str, Any] = field(default_factory=dict)  # threadId, messageId, ... for every log line
     secrets: list[str] = field(default_factory=list)  # values to redact from logs and errors
     failed: bool = False  # an error was emitted: reject (dead-letter) instead of ack
+    # Set by prepare() when the delivery is valid but cannot run (OIH: its secret could not be fetched):
+    # the worker does not call the component; it emits this as an error event, then ends.
+    error: Any = None
     state: dict[str, Any] = field(default_factory=dict)
 
 

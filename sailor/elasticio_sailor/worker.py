@@ -211,6 +211,13 @@ class Worker:
         )
         assert self.component is not None
         try:
+            if execution.error is not None:  # the dialect found it cannot run: error, then end
+                try:
+                    emit("error", execution.error)
+                    emit("end", None)
+                except Exception as exc:
+                    raise EmitFailed(str(exc)) from exc
+                return
             run_process(
                 self.component,
                 execution.function,
