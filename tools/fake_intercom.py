@@ -16,7 +16,7 @@ data in memory, answers with Intercom-shaped JSON and errors, and logs every req
         fake.fail_next(429)              # the next request gets this error (429: X-RateLimit-Reset = now+1)
         fake.fail_next(500, times=2, path="/contacts/search")  # only requests whose path starts so
         fake.delay = 0.2                 # seconds to wait before each answer
-        fake.requests                    # [Recorded(method, path, query, headers, body)], oldest first
+        fake.requests                    # [Recorded(method, path, query, headers, body, at)], oldest first
         fake.clear_requests()
 
 Search (POST /contacts/search, /conversations/search): nested AND/OR queries, the operators of the
@@ -135,6 +135,7 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any  # parsed JSON; the raw bytes if not JSON; None if empty
+    at: float = field(default_factory=time.time)  # when it arrived (epoch seconds)
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
@@ -181,7 +182,8 @@ class FakeIntercom:
     def start(self) -> FakeIntercom:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-intercom", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick shutdown in tests
+                         name="fake-intercom", daemon=True).start()
         return self
 
     def stop(self) -> None:
