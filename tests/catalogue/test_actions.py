@@ -46,6 +46,7 @@ class Case:
     status: int = 200
     kind: str = "json"  # json | empty | binary
     pagination: str | None = None
+    items_key: str | None = None
     extra_pages: list[Any] = field(default_factory=list)
 
 
@@ -126,6 +127,7 @@ def build_case(action_id: str, *, flat: bool = False) -> Case:
     out_schema = support.schema(action_id, "out")
     module_text = (support.ROOT / support.component()["actions"][action_id]["main"]).read_text()
     case.pagination = (re.search(r'pagination="(\w+)"', module_text) or [None, None])[1]
+    case.items_key = (re.search(r'items_key="(\w+)"', module_text) or [None, None])[1]
     status = int(min(code for code in op["responses"] if str(code).startswith("2")))
     case.status = status
     if '"binary"' in module_text:
@@ -135,6 +137,9 @@ def build_case(action_id: str, *, flat: bool = False) -> Case:
         case.kind = "empty"
     else:
         case.response = neutralise_pages(support.response_example(spec, op, out_schema))
+        key = case.items_key
+        if key and not case.response.get(key):  # at least one object, to see it emitted
+            case.response[key] = [support.synthesise(out_schema["properties"][key]["items"], full=True)]
         if case.pagination == "scroll":  # a scroll ends with a page without items
             case.response["scroll_param"] = "scroll-2"
             case.extra_pages = [{"type": "list", "data": [], "scroll_param": "scroll-2"}]
@@ -228,3 +233,29 @@ def test_flat_form_sends_the_same_body(action_id: str) -> None:
     events, calls = run(case, {"accessToken": TOKEN})
     check_emitted(case, events)
     check_request(case, calls[0])
+
+
+LISTS = [a for a in ACTION_IDS if build_case(a).items_key]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("behaviour", ["emitIndividually", "fetchAll"])
+@pytest.mark.parametrize("action_id", LISTS)
+def test_list_actions_emit_objects_individually_or_all_at_once(action_id: str, behaviour: str) -> None:
+    case = build_case(action_id)
+    key = case.items_key
+    items = case.response[key]
+    assert items
+    events, calls = run(case, {"accessToken": TOKEN, "emitBehaviour": behaviour})
+    assert [e for e in events if e["event"] == "error"] == []
+    check_request(case, calls[0])
+    item_schema = support.schema(action_id, "out")["properties"][key]["items"]
+    if behaviour == "emitIndividually":
+        assert [e["data"] for e in events] == items
+        for event, item in zip(events, items, strict=True):
+            assert support.is_valid(item_schema, event["data"])
+            if isinstance(item, dict) and isinstance(item.get("id"), str | int):
+                assert event["metadata"]["recordUid"] == str(item["id"])
+    else:
+        assert len(events) == 1
+        assert events[0]["data"][key] == items
