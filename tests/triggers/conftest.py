@@ -44,10 +44,20 @@ def component_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def fake():
-    with FakeIntercom(seed=False) as server:
+@pytest.fixture(scope="session")
+def _fake_server():
+    with FakeIntercom(seed=False) as server:  # one server: stopping one costs half a second
         yield server
+
+
+@pytest.fixture
+def fake(_fake_server):
+    """The fake Intercom, emptied: no objects, no recorded requests, default page sizes."""
+    server = _fake_server
+    server.db.clear()
+    server.clear_requests()
+    server.per_page, server.now, server.delay, server.scroll_page_size = None, None, 0.0, 15
+    return server
 
 
 @pytest.fixture
