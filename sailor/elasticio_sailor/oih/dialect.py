@@ -224,9 +224,7 @@ class OihDialect:
             state=state,
         )
         if error is not None:
-            state["preparation_error"] = error
-            if hasattr(execution, "error"):
-                execution.error = error
+            execution.error = error  # the worker emits it as an error event and does not run the component
         return execution
 
     @staticmethod
@@ -292,10 +290,6 @@ class OihDialect:
         return [Publication(self.s.backchannel_exchange, self.s.state_routing_key,
                             json.dumps(FUNCTION_COMPLETE).encode(), headers, self._properties(),
                             kind="end")]
-
-    def preparation_error(self, execution: Execution) -> BaseException | None:
-        """The error prepare() found (the component must not run; emit this error, then end)."""
-        return execution.state.get("preparation_error")
 
     @staticmethod
     def _drop_none(headers: dict[str, Any]) -> dict[str, Any]:
