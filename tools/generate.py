@@ -3,14 +3,15 @@
 `python -m tools.generate` writes component.json, schemas/<actionId>.in.json / .out.json and
 lib/actions/<name>.py for the operations listed in ../shared/intercom/operations.json (their action ids
 are the original component's, so existing flows keep working). `--check` writes nothing and exits 1
-listing stale files. The description files are read from ../shared/intercom (or --spec-dir) and are
-never copied into the repository.
+listing stale files. The description files are read from ../shared/intercom (or $INTERCOM_SPEC_DIR,
+or --spec-dir) and are never copied into the repository.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_DIR = ROOT.parent / "shared" / "intercom"
+SPEC_DIR = Path(os.environ.get("INTERCOM_SPEC_DIR") or ROOT.parent / "shared" / "intercom")
 CURRENT_SPEC = "api.intercom.io.2.8.yaml"
 LEGACY_SPEC = "api.intercom.io.2.8.2023-03-03.yaml"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -150,7 +151,8 @@ class SchemaConverter:
         if isinstance(kind, str):
             out["type"] = [kind, "null"]
         elif kind is None:
-            return {"anyOf": [out, {"type": "null"}]}
+            notes = {k: out.pop(k) for k in ("title", "description") if k in out}
+            return {**notes, "anyOf": [out, {"type": "null"}]}
         if "enum" in out and None not in out["enum"]:
             out["enum"] = [*out["enum"], None]
         return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_DIR = ROOT.parent / "shared" / "intercom"
+SPEC_DIR = Path(os.environ.get("INTERCOM_SPEC_DIR") or ROOT.parent / "shared" / "intercom")
 CURRENT = SPEC_DIR / "api.intercom.io.2.8.yaml"
 LEGACY = SPEC_DIR / "api.intercom.io.2.8.2023-03-03.yaml"
 BASE_URL = "https://api.intercom.io"  # the description's first server: openapi-core matches it
