@@ -138,11 +138,12 @@ class Component:
         if existing is None:
             return
         locations = [getattr(existing, "__file__", None), *list(getattr(existing, "__path__", []) or [])]
-        for loc in filter(None, locations):
-            if Path(loc).resolve().is_relative_to(self.root):
-                return
+        ours = {self.root / top, self.root / top / "__init__.py", self.root / f"{top}.py"}
+        if any(Path(loc).resolve() in ours for loc in filter(None, locations)):
+            return
+        where = next(filter(None, locations), "a built-in or frozen module")
         raise ComponentError(
-            f"package {top!r} is already imported from {locations[0] or locations[1:]} ; "
+            f"package {top!r} is already imported from {where}; "
             f"one process can run only one component root with that package ({self.root})"
         )
 

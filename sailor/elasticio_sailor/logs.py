@@ -32,6 +32,9 @@ _INLINE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
 _KEYED = re.compile(
     r"""(?i)(["']?[\w.-]*(?:token|passw|secret|api[-_]?key|authorization|private[-_]?key|access[-_]?key)"""
     r"""[\w.-]*["']?\s*[:=]\s*)(?!(?:bearer|basic)\s)(["']?)([^"'\s,;&}\]]+)""")
+_URL = re.compile(r"(?i)https?://(?:[^/@:\s]*(?::(?P<password>[^/@\s]*))?@)?[^\s]+")
+#: user:password@ in URLs.
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@:\s]*:)([^/@\s]+)(@)")
 #: Shorter values are masked only where they are a whole value, not as substrings.
 MIN_SUBSTRING = 4
 
@@ -45,6 +48,7 @@ _NAMES = {5: "trace", logging.DEBUG: "debug", logging.INFO: "info", logging.WARN
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("sailor_ids", default=None)
 _secrets: set[str] = set()
+_secrets_sorted: list[str] = []  # longest first, so that a secret containing another is masked whole
 _secrets_lock = threading.Lock()
 
 
@@ -53,7 +57,9 @@ def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
     """The string values in cfg that are secrets: credential fields and sensitive-looking keys.
 
     Values shorter than MIN_SUBSTRING are left out: masking "30" or "2.8" wherever it occurs would
-    garble every message, and such values are still masked under their key by `redact`.
+    garble every message, and such values are still masked under their key by `redact`. A plain
+    http(s) URL in a credential field (a custom server) is no secret and stays readable in errors;
+    the password of a URL with user info is one.
     """
     fields = set(credential_fields)
     found: set[str] = set()
@@ -65,9 +71,15 @@ def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
         elif isinstance(value, (list, tuple)):
             for v in value:
                 walk(v, key)
-        elif key is not None and (key in fields or SENSITIVE_KEY.search(key)):
-            if isinstance(value, str) and len(value) >= MIN_SUBSTRING:
+        elif key is not None and isinstance(value, str) and len(value) >= MIN_SUBSTRING:
+            if SENSITIVE_KEY.search(key):
                 found.add(value)
+            elif key in fields:
+                url = _URL.fullmatch(value)
+                if url is None:
+                    found.add(value)
+                elif url.group("password"):
+                    found.add(url.group("password"))
 
     walk(cfg, None)
     return found
@@ -101,18 +113,23 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if len(secret) >= MIN_SUBSTRING and secret in text:
             text = text.replace(secret, MASK)
     text = _INLINE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     return _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Make values secret for every later log record of this process (the filter masks them)."""
-    with _secrets_lock:
-        _secrets.update(str(v) for v in values if v)
+    global _secrets_sorted
+    new = {str(v) for v in values if v} - _secrets
+    if new:
+        with _secrets_lock:
+            _secrets.update(new)
+            _secrets_sorted = sorted(_secrets, key=len, reverse=True)
 
 
 def known_secrets() -> list[str]:
-    with _secrets_lock:
-        return sorted(_secrets, key=len, reverse=True)
+    """Every registered secret, longest first (the list is replaced, never mutated: safe to iterate)."""
+    return _secrets_sorted
 
 
 class RedactingFilter(logging.Filter):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .component import Component, ComponentError
-from .logs import get_logger, redact, register_secrets, secret_values
+from .logs import get_logger, known_secrets, redact, register_secrets, secret_values
 from .message import Message
 
 EMIT_KINDS = ("data", "error", "snapshot", "updateSnapshot", "rebound", "updateKeys", "httpReply", "end")
@@ -135,10 +135,11 @@ def error_payload(error: Any, secrets: set[str] | frozenset = frozenset()) -> di
             if isinstance(extra, dict):
                 out.update(extra)
     elif isinstance(error, dict):
-        out = {"name": error.get("name", "Error"), "message": str(error.get("message", "")), **error}
+        out = {"name": "Error", "message": "", **error}
+        out["name"], out["message"] = str(out["name"]), str(out["message"])
     else:
         out = {"name": "Error", "message": str(error), "stack": "Not Available"}
-    return redact(out, secrets)
+    return redact(out, {*secrets, *known_secrets()})
 
 
 def apply_snapshot(current: dict | None, kind: str, payload: dict) -> dict:

@@ -96,6 +96,7 @@ def test_redact_keys_values_and_substrings():
     ("Authorization: Bearer abc.def", f"Authorization: Bearer {MASK}"),
     ("password=hunter2 user=bob", f"password={MASK} user=bob"),
     ("tokens are counted", "tokens are counted"),
+    ("amqp://guest:guest-pw@127.0.0.1:5672/", f"amqp://guest:{MASK}@127.0.0.1:5672/"),
 ])
 def test_redact_text_patterns(text, expected):
     assert redact(text) == expected
@@ -105,6 +106,8 @@ def test_secret_values_from_credential_fields_and_key_names():
     cfg = {"accessToken": "abcd-token", "user": "someone-public", "region": "region-secret", "short": "ab",
            "nested": {"client_secret": "nested-secret"}, "timeout": 30}
     assert secret_values(cfg, ["region", "short"]) == {"abcd-token", "region-secret", "nested-secret"}
+    urls = {"otherServer": "http://127.0.0.1:9/api", "proxy": "https://u:pass-word@proxy.example"}
+    assert secret_values(urls, ["otherServer", "proxy"]) == {"pass-word"}
 
 
 def test_filter_masks_registered_secrets_in_every_part_of_a_record(stream):
