@@ -160,6 +160,7 @@ class Broker:
         self.conn = pika.BlockingConnection(pika.URLParameters(amqp_url()))
         self.ch = self.conn.channel()
         self.captured: list[Captured] = []
+        self.dead: list[tuple[dict, bytes]] = []
 
     def setup(self) -> None:
         t, ch = self.topo, self.ch
@@ -222,16 +223,47 @@ class Broker:
         return self.ch.queue_declare(queue, passive=True).method.message_count
 
     def dead_letters(self) -> list[tuple[dict, bytes]]:
-        out = []
+        """Everything dead-lettered (rejected without requeue) so far, accumulated."""
         while True:
             method, props, body = self.ch.basic_get(self.topo.dead_queue, auto_ack=True)
             if method is None:
+                return self.dead
+            self.dead.append((dict(props.headers or {}), body))
+
+    def dead_ids(self) -> list[str]:
+        return [str(h.get("messageId")) for h, _ in self.dead_letters()]
+
+    def leftover_ids(self) -> list[str]:
+        """messageIds still in the input queue (unsettled once the runtime has stopped); consumes them."""
+        out = []
+        while True:
+            method, props, _ = self.ch.basic_get(self.topo.input_queue, auto_ack=True)
+            if method is None:
                 return out
-            out.append((dict(props.headers or {}), body))
+            out.append(str((props.headers or {}).get("messageId")))
+
+    def for_input(self, message_id: str) -> list[Captured]:
+        """Everything published for one input message (the runtimes set parentMessageId to its id)."""
+        return [c for c in self.drain() if c.headers.get("parentMessageId") == message_id]
+
+    def wait_done(self, message_id: str, timeout: float = 20.0) -> list[Captured]:
+        """Wait for the input's "function complete", then return what was published for it."""
+        self.wait_for(lambda _: any(c.routing_key == STATE_KEY for c in self.for_input(message_id)), timeout)
+        return self.for_input(message_id)
+
+    def settlement(self, message_id: str, grace: float = 0.5) -> str:
+        """"rejected" when the input was dead-lettered within `grace` seconds, else "acked"."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if message_id in self.dead_ids():
+                return "rejected"
+            self.conn.sleep(0.05)
+        return "rejected" if message_id in self.dead_ids() else "acked"
 
 
-def state_count(captured: list[Captured]) -> int:
-    return sum(1 for c in captured if c.routing_key == "orchestrator_backchannel.step_state")
+STATE_KEY = "orchestrator_backchannel.step_state"
+DATA_KEY = "orchestrator_backchannel.input"
+ERROR_KEY = "orchestrator_backchannel.error"
 
 
 class Runtime:
