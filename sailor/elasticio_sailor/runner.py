@@ -162,6 +162,11 @@ async def _await(value: Any) -> Any:
     return await value
 
 
+async def _drain(items: Any, ctx: ProcessContext) -> None:
+    async for item in items:
+        ctx.emit("data", item)
+
+
 def _secrets(component: Component, cfg: Any) -> set[str]:
     secrets = secret_values(cfg, component.secret_fields)
     register_secrets(secrets)
@@ -184,6 +189,8 @@ def run_process(component: Component, function: str, msg: Any, cfg: dict | None,
         if isinstance(result, Iterator):
             for item in result:
                 ctx.emit("data", item)
+        elif inspect.isasyncgen(result):
+            asyncio.run(_drain(result, ctx))
         elif result is not None:
             ctx.emit("data", result)
     except Exception as exc:

@@ -77,6 +77,31 @@ def test_async_process_is_awaited(fixture_dir):
     assert rec.events[0] == ("data", Message(data={"async": True, "in": {"q": 1}}))
 
 
+def test_async_generator_items_are_emitted(fixture_dir):
+    rec, _ = run(fixture_dir, "asyncGenerator")
+    assert rec.events == [("data", Message(data={"a": 0})), ("data", Message(data={"a": 1})), ("end", None)]
+
+
+def test_emits_from_other_threads_are_serialised(fixture_dir, tmp_path):
+    from .test_component import make_component
+    src = ("from concurrent.futures import ThreadPoolExecutor\n"
+           "def process(self, msg, cfg, snapshot):\n"
+           "    with ThreadPoolExecutor(4) as pool:\n"
+           "        list(pool.map(lambda i: self.emit('data', {'i': i}), range(50)))\n")
+    c, _ = make_component(tmp_path, {"m": src}, {"actions": {"m": {"main": "PKG/m.py"}}})
+    active, overlaps = [], []
+
+    def emit(kind, payload):
+        if active:
+            overlaps.append(kind)
+        active.append(1)
+        threading.Event().wait(0.001)
+        active.pop()
+
+    outcome = run_process(c, "m", {}, {}, None, emit)
+    assert outcome.emitted == 51 and overlaps == []
+
+
 def test_every_emit_kind_and_a_single_end(fixture_dir, cfg):
     rec, outcome = run(fixture_dir, "selfEmit", cfg=cfg)
     assert rec.kinds == ["data", "data", "snapshot", "updateSnapshot", "rebound", "updateKeys", "httpReply",
