@@ -208,3 +208,26 @@ def test_integer_path_ids_accept_numeric_strings() -> None:
     assert validator.is_valid({"id": 991267})
     assert validator.is_valid({"id": "991267"})
     assert not validator.is_valid({"id": "99x"})
+
+
+def resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = spec["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+BODIES = [a for a in ROWS if "requestBody" in spec_operation(ROWS[a])[2]]
+
+
+@pytest.mark.parametrize("action_id", BODIES)
+def test_request_body_is_complete(action_id: str) -> None:
+    """Every top-level field and every oneOf alternative of the described body is in the in-schema."""
+    spec, _, op = spec_operation(ROWS[action_id])
+    described = resolved(spec, op["requestBody"]["content"]["application/json"]["schema"])
+    ours = support.schema(action_id, "in")["properties"]["requestBody"]
+    for key in ("oneOf", "anyOf"):
+        assert len(ours.get(key, [])) == len(described.get(key, []))
+        for mine, theirs in zip(ours.get(key, []), described.get(key, []), strict=True):
+            assert set(mine.get("properties", {})) == set(resolved(spec, theirs).get("properties", {}))
+    assert set(ours.get("properties", {})) == set(described.get("properties", {}))
+    assert ours.get("required", []) == described.get("required", [])
