@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import socket
 import threading
 import time
 import uuid
@@ -113,6 +114,7 @@ class ElasticioDialect:
                 publish_max_retry_delay=settings["AMQP_PUBLISH_MAX_RETRY_DELAY"],
                 reconnect_attempts=settings["AMQP_RECONNECT_ATTEMPTS"],
                 reconnect_timeout=settings["AMQP_RECONNECT_TIMEOUT"],
+                connection_name=f"{socket.gethostname()}-{settings['CONTAINER_ID']}",
             )
         )
         self.cipher = MessageCipher(

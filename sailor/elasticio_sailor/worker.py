@@ -321,6 +321,8 @@ def run_dialect_without_broker(dialect: Dialect) -> int:
 def main() -> int:
     """Entry point of ``python -m elasticio_sailor run``: the exit code."""
     setup_logging()
+    if logging.getLogger().level > 5:  # pika's own info lines only at LOG_LEVEL=trace
+        logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         dialect = select_dialect()
     except (SettingsError, ValueError) as exc:

@@ -1,0 +1,348 @@
+"""The AMQP worker against the real RabbitMQ, with a fake platform API, as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from .harness import (
+    API_KEY,
+    CIPHER,
+    FIXTURE,
+    PASSWORD,
+    Broker,
+    decode,
+    input_message,
+    worker_env,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def data_queue(broker: Broker) -> str:
+    return broker.queue("data", "data")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_round_trip_of_every_emit_kind(broker, platform, start_worker, version):
+    """data, snapshot, updateSnapshot, updateKeys, httpReply and error, read back and decrypted."""
+    out = {kind: broker.queue(kind, kind) for kind in ("data", "snapshot", "error", "reply", "other", "dead")}
+    broker.channel.queue_bind(out["other"], broker.exchange, "custom.key")
+    worker = start_worker(ELASTICIO_PROTOCOL_VERSION=version)
+    emits = [
+        ["data", "$seen"],
+        [
+            "data",
+            {"data": {"n": 2}, "id": "fixed-id", "headers": {"X-EIO-Routing-Key": "custom.key", "h": 1}},
+        ],
+        ["snapshot", {"cursor": 5}],
+        ["updateSnapshot", {"page": 2}],
+        ["updateKeys", {"access_token": "new-token-value"}],
+        ["httpReply", {"statusCode": 201, "body": {"ok": True}, "headers": {"x-a": "b"}}],
+        ["error", {"name": "ValidationError", "message": "field x is bad"}],
+    ]
+    body, headers = input_message(
+        {"emit": emits, "ü": "wörld"}, version, metadata={"m": 1}, passthrough={"step_0": {"body": {"p": 0}}}
+    )
+    headers.update({"reply_to": "reply", "x-eio-meta-Trace": "trace-1"})
+    broker.publish(body, headers)
+
+    _, props, raw = broker.get(out["data"])
+    seen = decode(props, raw)
+    h = props.headers
+    assert h["protocolVersion"] == version
+    assert h["parentMessageId"] == headers["messageId"] and h["messageId"] != headers["messageId"]
+    assert h["threadId"] == headers["threadId"]
+    assert (h["execId"], h["taskId"], h["stepId"], h["function"], h["compId"], h["userId"]) == (
+        "exec-1",
+        "flow-1",
+        "step_1",
+        "script",
+        "comp-1",
+        "user-1",
+    )
+    assert h["x-eio-meta-trace"] == "trace-1"
+    assert isinstance(h["start"], int) and isinstance(h["end"], int) and h["end"] >= h["start"]
+    assert props.content_type == "application/json" and props.content_encoding == "utf8"
+    assert set(seen) >= {"body", "headers", "attachments", "metadata"}
+    got = seen["body"]
+    assert got["data"] == {"emit": emits, "ü": "wörld"}
+    assert got["metadata"] == {"m": 1}
+    assert got["headers"]["reply_to"] == "reply"
+    assert got["passthrough"] == {"step_0": {"body": {"p": 0}}}
+    assert got["cfg"] == {"region": "eu", "_account": "acc-1"}
+    assert got["snapshot"] == {"cursor": 1}
+
+    _, props2, raw2 = broker.get(out["other"])
+    second = decode(props2, raw2)
+    assert second["id"] == "fixed-id" and second["body"] == {"n": 2}
+    assert second["headers"] == {"h": 1}, "x-eio-routing-key is removed before encrypting"
+    assert props2.headers["messageId"] == "fixed-id"
+    assert props2.headers["parentMessageId"] == headers["messageId"]
+
+    _, sp1, snap1 = broker.get(out["snapshot"])
+    _, sp2, snap2 = broker.get(out["snapshot"])
+    assert json.loads(snap1) == {"cursor": 5} and sp1.headers["snapshotEvent"] == "snapshot"
+    assert json.loads(snap2) == {"page": 2} and sp2.headers["snapshotEvent"] == "updateSnapshot"
+
+    account_calls = [r for r in platform.requests if r["method"] == "PUT"]
+    assert account_calls == [
+        {
+            "method": "PUT",
+            "path": "/v1/accounts/acc-1",
+            "body": {"keys": {"access_token": "new-token-value"}},
+            "auth_ok": True,
+        }
+    ]
+
+    _, rp, reply = broker.get(out["reply"])
+    assert rp.headers["protocolVersion"] == 1
+    assert CIPHER.decrypt(reply, 1) == {"statusCode": 201, "body": {"ok": True}, "headers": {"x-a": "b"}}
+    _, ep_reply, error_reply = broker.get(out["reply"])
+    assert ep_reply.headers["x-eio-error-response"] is True
+    assert CIPHER.decrypt(error_reply, 1)["message"] == "field x is bad"
+
+    _, ep, err_raw = broker.get(out["error"])
+    err = json.loads(err_raw)
+    error = CIPHER.decrypt(err["error"].encode(), 1)
+    assert list(error)[:3] == ["name", "message", "stack"]
+    assert (error["name"], error["message"]) == ("ValidationError", "field x is bad")
+    if version == 1:
+        assert err["errorInput"] == body.decode()
+    assert CIPHER.decrypt(err["errorInput"].encode(), 1)["body"]["ü"] == "wörld"
+    assert isinstance(ep.headers["end"], int)
+
+    # An error was emitted, so the input is dead-lettered after everything above was published.
+    assert broker.get(out["dead"])[2] == body
+    assert worker.terminate() == 0
+    assert broker.count(broker.input) == 0
+    assert API_KEY not in worker.logs() and "tok-secret-value" not in worker.logs()
+
+
+def test_exception_is_published_before_the_message_is_dead_lettered(broker, start_worker):
+    observed = broker.queue("observe", "error", "dead")
+    start_worker()
+    body, headers = input_message({"raise": "kaboom with tok-secret-value inside"})
+    broker.publish(body, headers)
+    _, _, first = broker.get(observed)
+    _, p2, second = broker.get(observed)
+    error = CIPHER.decrypt(json.loads(first)["error"].encode(), 1)
+    assert error["name"] == "RuntimeError" and "kaboom" in error["message"]
+    assert "tok-secret-value" not in error["message"], "credential values are redacted"
+    assert "Traceback" in error["stack"]
+    assert second == body, "then the input itself arrives by dead-lettering"
+    assert p2.headers["x-death"][0]["reason"] == "rejected"
+
+
+def test_rebound_doubles_expiration_then_hits_the_limit(broker, start_worker):
+    observed = broker.queue("rebounds-seen", "rebound")
+    errors = broker.queue("error", "error")
+    # Rebound queue: expired messages return to the input queue, as on the platform.
+    broker.queue(
+        "rebounds",
+        "rebound",
+        arguments={"x-dead-letter-exchange": broker.exchange, "x-dead-letter-routing-key": "in"},
+    )
+    start_worker(ELASTICIO_REBOUND_LIMIT=2, ELASTICIO_REBOUND_INITIAL_EXPIRATION=200)
+    body, headers = input_message({"emit": [["rebound", "try later"]]})
+    broker.publish(body, headers, priority=3)
+    _, p1, b1 = broker.get(observed)
+    _, p2, b2 = broker.get(observed)
+    assert b1 == body and b2 == body, "the original bytes are re-sent"
+    assert (p1.expiration, p2.expiration) == ("200", "400")
+    assert (p1.headers["reboundIteration"], p2.headers["reboundIteration"]) == (1, 2)
+    assert p1.headers["reboundReason"] == "try later"
+    assert p1.headers["messageId"] == headers["messageId"] and p1.priority == 3, "original properties kept"
+    _, _, err = broker.get(errors)
+    assert CIPHER.decrypt(json.loads(err)["error"].encode(), 1)["message"] == "Rebound limit exceeded"
+    time.sleep(0.5)
+    assert broker.count(observed) == 0
+
+
+def test_prefetch_four_runs_four_slow_messages_at_once(broker, start_worker):
+    out = data_queue(broker)
+    start_worker(ELASTICIO_RABBITMQ_PREFETCH_SAILOR=4)
+    t0 = time.monotonic()
+    for _ in range(4):
+        broker.publish(*input_message({"sleep": 1.5, "echo": True}))
+    results = [decode(p, b)["body"] for _, p, b in broker.get_all(out, 4, 20)]
+    elapsed = time.monotonic() - t0
+    assert max(r["started"] for r in results) < min(r["finished"] for r in results), "all four overlapped"
+    assert len({r["thread"] for r in results}) == 4
+    assert elapsed < 4.5, f"4 x 1.5s took {elapsed:.1f}s"
+
+
+def test_heartbeats_continue_during_a_slow_call(broker, start_worker):
+    out = data_queue(broker)
+    uri = broker.url + ("&" if "?" in broker.url else "?") + "heartbeat=1"
+    worker = start_worker(ELASTICIO_AMQP_URI=uri)
+    broker.publish(*input_message({"sleep": 3.5, "echo": True}))
+    broker.publish(*input_message({"echo": True}))
+    first, second = (decode(p, b)["body"] for _, p, b in broker.get_all(out, 2, 20))
+    assert first["finished"] - first["started"] >= 3.4
+    assert second["data"] == {"echo": True}
+    logs = worker.logs()
+    assert "reconnecting" not in logs and "connection lost" not in logs.lower(), logs[-2000:]
+    assert worker.terminate() == 0
+    assert broker.count(broker.input) == 0
+
+
+def test_sigterm_finishes_messages_in_flight(broker, start_worker):
+    out = data_queue(broker)
+    worker = start_worker(ELASTICIO_RABBITMQ_PREFETCH_SAILOR=3)
+    for i in range(5):
+        broker.publish(*input_message({"sleep": 1.0, "echo": True, "i": i}))
+    time.sleep(0.5)  # three are in process() now, two wait in the queue
+    assert worker.terminate(timeout=20) == 0
+    results = [decode(p, b)["body"]["data"]["i"] for _, p, b in broker.get_all(out, 3, 5)]
+    assert sorted(results) == [0, 1, 2]
+    assert broker.count(out) == 0
+    assert broker.count(broker.input) == 2, (
+        "the unstarted ones stay queued, none was lost or acked unprocessed"
+    )
+    assert "Received SIGTERM" in worker.logs()
+
+
+def close_worker_connections(container_id: str) -> int:
+    """Close our worker's broker connection(s) the way an operator would: rabbitmqctl close_connection."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    marker = '{"connection_name","'
+    pids = [
+        line.split("\t")[0]
+        for line in listing.splitlines()
+        if marker in line and f'-{container_id}"}}' in line
+    ]
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "closed by test"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    return len(pids)
+
+
+def test_broker_closing_the_connection_loses_no_message(broker, start_worker):
+    out = data_queue(broker)
+    worker = start_worker(ELASTICIO_RABBITMQ_PREFETCH_SAILOR=2)
+    for i in range(20):
+        broker.publish(*input_message({"sleep": 0.3, "emit": [["data", {"data": {"i": i}}]]}))
+    outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
+    # Two messages are in process() when the broker drops the connection.
+    assert close_worker_connections("container-" + broker.name) == 1
+    deadline = time.monotonic() + 60
+    while set(outputs) != set(range(20)) and time.monotonic() < deadline:
+        outputs.append(decode(*broker.get(out, 30)[1:])["body"]["i"])
+    assert set(outputs) == set(range(20)), "every message is processed at least once"
+    deadline = time.monotonic() + 20
+    while broker.count(broker.input) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert broker.count(broker.input) == 0
+    logs = worker.logs()
+    assert "re-established" in logs
+    # The in-flight ones finished on the new connection and settled their redeliveries: no duplicates.
+    assert "redelivery of a message" in logs
+    assert worker.terminate() == 0
+    assert len(outputs) + broker.count(out) == 20
+    assert broker.count(broker.queue("dead", "dead")) == 0
+
+
+def test_undecryptable_message_is_rejected_and_the_next_processed(broker, start_worker):
+    out = data_queue(broker)
+    dead = broker.queue("dead", "dead")
+    worker = start_worker()
+    bad_id = str(uuid.uuid4())
+    broker.publish(b"this is not encrypted", {"messageId": bad_id})
+    broker.publish(*input_message({"echo": True, "n": 2}))
+    _, _, dead_body = broker.get(dead)
+    assert dead_body == b"this is not encrypted"
+    _, p, b = broker.get(out)
+    assert decode(p, b)["body"]["data"]["n"] == 2
+    rejected = [r for r in worker.log_records() if "cannot be decoded" in r["message"]]
+    assert rejected and rejected[0]["messageId"] == bad_id and rejected[0]["level"] == "error"
+    assert worker.proc.poll() is None
+
+
+@pytest.mark.parametrize(
+    "missing", ["ELASTICIO_FLOW_ID", "ELASTICIO_AMQP_URI", "ELASTICIO_MESSAGE_CRYPTO_IV"]
+)
+def test_missing_variable_is_named_and_exits_nonzero(broker, platform, missing):
+    env = worker_env(broker, platform)
+    del env[missing]
+    done = subprocess.run(
+        [sys.executable, "-m", "elasticio_sailor", "run"],
+        cwd=FIXTURE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert f"{missing} is missing" in done.stderr + done.stdout
+
+
+def test_startup_failure_is_reported_and_exits_1(broker, platform, start_worker):
+    errors = broker.queue("error", "error")
+    platform.step_status = 404
+    worker = start_worker(wait=False)
+    assert worker.wait(30) == 1
+    _, props, raw = broker.get(errors)
+    error = CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)
+    assert "404" in error["message"] and "errorInput" not in json.loads(raw)
+    assert props.headers["stepId"] == "step_1" and props.headers["execId"] == "exec-1"
+    assert API_KEY not in raw.decode() and PASSWORD not in worker.logs()
+
+
+def test_startup_and_init_hooks_and_passthrough(broker, platform, start_worker):
+    out = data_queue(broker)
+    platform.step_data["is_passthrough"] = True
+    start_worker(ELASTICIO_STARTUP_REQUIRED="1")
+    assert platform.hooks_data == {"startedBy": "script", "cfgKeys": ["_account", "apiToken", "region"]}
+    body, headers = input_message({"echo": True}, passthrough={"step_0": {"body": {"p": 0}}})
+    broker.publish(body, headers)
+    _, p, b = broker.get(out)
+    message = decode(p, b)
+    assert message["body"]["init_calls"] == 1
+    assert set(message["passthrough"]) == {"step_0", "step_1"}
+    assert message["passthrough"]["step_1"]["body"] == message["body"]
+
+
+def test_update_keys_failure_becomes_an_error(broker, platform, start_worker):
+    errors = broker.queue("error", "error")
+    dead = broker.queue("dead", "dead")
+    platform.fail_accounts = True
+    start_worker()
+    body, headers = input_message({"emit": [["updateKeys", {"k": "v"}]]})
+    broker.publish(body, headers)
+    _, _, raw = broker.get(errors)
+    assert "account update refused" in CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)["message"]
+    assert broker.get(dead)[2] == body
+
+
+def test_hook_shutdown_mode_runs_without_a_broker(broker, platform):
+    platform.hooks_data = {"state": 1}
+    env = worker_env(broker, platform, ELASTICIO_HOOK_SHUTDOWN="1")
+    for name in ("ELASTICIO_AMQP_URI", "ELASTICIO_MESSAGE_CRYPTO_PASSWORD"):
+        env.pop(name)
+    done = subprocess.run(
+        [sys.executable, "-m", "elasticio_sailor", "run"],
+        cwd=FIXTURE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert platform.hooks_data is None
+    assert [r["method"] for r in platform.requests] == ["GET", "GET", "DELETE"]
