@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from .component import Component, ComponentError
-from .logs import get_logger, secret_values
+from .logs import get_logger
 from .message import Message
-from .runner import Outcome, PayloadError, apply_snapshot, error_payload, run_hook, run_process
+from .runner import (
+    Outcome,
+    PayloadError,
+    apply_snapshot,
+    collect_secrets,
+    error_payload,
+    run_hook,
+    run_process,
+)
 
 __all__ = ["Component", "ComponentError", "Message", "component_at", "event_dict", "execute", "execute_full"]
 
@@ -40,15 +48,15 @@ def event_dict(kind: str, payload: Any) -> dict:
     """The contract's event shape for a normalised payload (see runner), as a JSON-safe copy.
 
     The error's stack is left out (it is in the log). Copying at emit time mirrors the wire (a
-    component may reuse and mutate what it emitted) and fails
-    early, at the emit, on data that could not be published.
+    component may reuse and mutate what it emitted) and fails early, at the emit, on data that
+    could not be published.
     """
     if kind == "data":
         body: dict = payload.to_dict()
     elif kind == "error":
         body = {"error": {k: v for k, v in payload.items() if k != "stack"}}  # the traceback is in the log
     else:
-        key = {"error": "error", "snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
+        key = {"snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
                "updateKeys": "keys", "httpReply": "reply"}[kind]
         body = {key: payload}
     try:
@@ -70,10 +78,12 @@ def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapsh
     """Like `execute`, also returning the final in-memory snapshot and the outcome.
 
     An unknown function raises ComponentError (a usage error); everything else becomes events.
-    The `init(cfg)` hook runs first, as the sailor runs it once at start; its failure is an error event.
+    Each call is one "start": the `init(cfg)` hook runs first, as the sailor runs it once when it
+    starts; its failure is an error event.
     """
     component = component_at(component_dir)
     component.function_spec(function)
+    secrets = collect_secrets(component, cfg or {})
     events: list[dict] = []
     state = {"snapshot": dict(snapshot or {})}
 
@@ -89,7 +99,6 @@ def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapsh
             run_hook(component, function, "init", cfg or {})
         except Exception as exc:
             get_logger(f"component.{function}").error("init hook failed: %s", exc, exc_info=True)
-            secrets = secret_values(cfg or {}, component.secret_fields)
             events.append(event_dict("error", error_payload(exc, secrets)))
             return events, state["snapshot"], Outcome(errors=1, emitted=1)
     outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables)

@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 from . import component_at, execute_full
 from .component import ComponentError
 from .crypto import js_json_dumps
-from .logs import get_logger, redact, secret_values, setup_logging
-from .runner import run_meta_model, run_select_model, run_verify
+from .logs import get_logger, redact, setup_logging
+from .runner import collect_secrets, run_meta_model, run_select_model, run_verify
 
 
 class UsageError(Exception):
@@ -136,8 +136,8 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _function_failed(component: Any, cfg: dict, exc: Exception) -> int:
-    secrets = secret_values(cfg, component.secret_fields)
-    _print({"error": redact({"name": type(exc).__name__, "message": str(exc)}, secrets)})
+    error = {"name": type(exc).__name__, "message": str(exc)}
+    _print({"error": redact(error, collect_secrets(component, cfg))})
     return 1
 
 

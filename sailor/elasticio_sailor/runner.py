@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import json
 import logging
 import threading
 import traceback
@@ -139,7 +140,8 @@ def error_payload(error: Any, secrets: set[str] | frozenset = frozenset()) -> di
         out["name"], out["message"] = str(out["name"]), str(out["message"])
     else:
         out = {"name": "Error", "message": str(error), "stack": "Not Available"}
-    return redact(out, {*secrets, *known_secrets()})
+    # JSON-safe, so that reporting an error can never fail on its details (a datetime, a set)
+    return json.loads(json.dumps(redact(out, {*secrets, *known_secrets()}), default=str))
 
 
 def apply_snapshot(current: dict | None, kind: str, payload: dict) -> dict:
@@ -152,7 +154,8 @@ def apply_snapshot(current: dict | None, kind: str, payload: dict) -> dict:
 
 
 def _resolve(value: Any) -> Any:
-    """Run a coroutine to completion (the processing thread has no running loop)."""
+    """Run a coroutine to completion (the processing thread has no running loop; async components
+    therefore cannot be executed from inside a running event loop)."""
     if inspect.isawaitable(value):
         return asyncio.run(_await(value))
     return value
@@ -167,7 +170,8 @@ async def _drain(items: Any, ctx: ProcessContext) -> None:
         ctx.emit("data", item)
 
 
-def _secrets(component: Component, cfg: Any) -> set[str]:
+def collect_secrets(component: Component, cfg: Any) -> set[str]:
+    """The secrets of this cfg, also registered so that every later log line masks them."""
     secrets = secret_values(cfg, component.secret_fields)
     register_secrets(secrets)
     return secrets
@@ -179,7 +183,7 @@ def run_process(component: Component, function: str, msg: Any, cfg: dict | None,
     """Call `function`'s process(self, msg, cfg, snapshot) and emit what it produces, then `end` once."""
     cfg = cfg or {}
     logger = logger or get_logger(f"component.{function}")
-    ctx = ProcessContext(emit, logger, cfg, _secrets(component, cfg), flow_variables)
+    ctx = ProcessContext(emit, logger, cfg, collect_secrets(component, cfg), flow_variables)
     try:
         process = getattr(component.load_module(function), "process", None)
         if not callable(process):
@@ -223,7 +227,7 @@ def run_hook(component: Component, function: str, hook: str, *args: Any) -> Any:
 def run_verify(component: Component, cfg: dict | None) -> dict:
     """{"verified": bool, "reason"?}: errors and falsy answers become verified false, never an exception."""
     cfg = cfg or {}
-    secrets = _secrets(component, cfg)
+    secrets = collect_secrets(component, cfg)
     fn = component.verifier()
     if fn is None:
         return {"verified": True}
@@ -246,7 +250,7 @@ def _call_model(component: Component, function: str, names: tuple[str, ...], cfg
     if fn is None:
         raise ComponentError(f"the module of {function!r} defines no {' or '.join(names)}(cfg)")
     cfg = cfg or {}
-    _secrets(component, cfg)
+    collect_secrets(component, cfg)
     return _resolve(fn(copy.deepcopy(cfg)))
 
 

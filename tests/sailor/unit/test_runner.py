@@ -188,6 +188,12 @@ def test_error_payload_forms():
         def to_dict(self):
             raise RuntimeError("nope")
 
+    class Odd(Exception):
+        def to_dict(self):
+            return {"when": __import__("datetime").date(2024, 1, 2), "ids": {1}}
+
+    odd = error_payload(Odd("o"))
+    assert odd["when"] == "2024-01-02" and odd["ids"] == "{1}"
     out = error_payload(Bad("x"))
     assert out["message"] == "x" and out["detailsError"].startswith("to_dict() failed")
     masked = error_payload(RuntimeError("key abcdef1234 leaked"), {"abcdef1234"})
