@@ -259,3 +259,19 @@ def test_list_actions_emit_objects_individually_or_all_at_once(action_id: str, b
     else:
         assert len(events) == 1
         assert events[0]["data"][key] == items
+
+
+DROPDOWNS = [(a, name) for a in ACTION_IDS
+             for name, fld in support.component()["actions"][a]["fields"].items()
+             if isinstance(fld.get("model"), str)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("action_id", "param"), DROPDOWNS)
+def test_dropdown_step_field_supplies_a_missing_parameter(action_id: str, param: str) -> None:
+    """A value picked in a select-model step field arrives in cfg and fills the parameter."""
+    case = build_case(action_id)
+    value = case.data.pop(param)
+    events, calls = run(case, {"accessToken": TOKEN, param: value})
+    check_emitted(case, events)
+    check_request(case, calls[0])
