@@ -185,9 +185,22 @@ class ScanResource:
                 return
 
 
+def int_field(cfg: dict, name: str, default: int) -> int:
+    """A whole-number step field (the UI sends text), with an error that names the field."""
+    value = cfg.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}") from None
+    if number != int(number):
+        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}")
+    return int(number)
+
+
 def page_size(cfg: dict, default: int) -> int:
-    value = cfg.get("pageSize")
-    return max(1, min(int(value), default)) if value not in (None, "") else default
+    return max(1, min(int_field(cfg, "pageSize", default), default))
 
 
 def _ts(item: dict) -> int | None:
@@ -226,8 +239,7 @@ def poll(
     if first_run:  # no startTime: start from now, emit nothing older
         emit("snapshot", pos.to_snapshot())
         return 0
-    lag = cfg.get("lagSeconds")
-    cutoff = started - (resource.default_lag if lag in (None, "") else int(lag))
+    cutoff = started - int_field(cfg, "lagSeconds", resource.default_lag)
     saved = dict(snapshot) if snapshot else None
     collected: list[dict] = []
     count = 0

@@ -179,6 +179,9 @@ def test_bad_settings_fail_clearly(fake, cfg):
         run(contacts, {**cfg, "startTime": BASE, "emitBehaviour": "everything"})
     with pytest.raises(ValueError, match="startTime"):
         run(contacts, {**cfg, "startTime": "yesterday"})
+    with pytest.raises(ValueError, match="'pageSize' must be a whole number"):
+        run(contacts, {**cfg, "startTime": BASE, "pageSize": "ten"})
+    assert fake.requests == []  # nothing was sent
 
 
 @pytest.mark.parametrize(("value", "expected"), [
