@@ -10,7 +10,8 @@ A message file holds {"data": ..., "metadata": ...}; a bare object without "data
 Final snapshot rule: the in-memory snapshot starts as --snapshot (or {}); `snapshot` replaces it and
 `updateSnapshot` merges into it (shallow), as the sailor does between messages. A `snapshot` event
 line already shows the full state, so a final `{"event":"snapshot","snapshot":...,"final":true}`
-line is printed only when an `updateSnapshot` came after the last `snapshot` and changed the state.
+line is printed only when the last of them was an `updateSnapshot` and the state differs from the
+input snapshot.
 --snapshot-out FILE always writes the final snapshot (handy for polling a trigger repeatedly).
 
 Exit codes: 0 success; 1 an error event was emitted (exec), credentials not verified (verify), or
@@ -120,16 +121,11 @@ def _exec(args: argparse.Namespace) -> int:
     except Exception:  # noqa: S110 - an import failure is the component's error: reported as an event below
         pass
     events, final, outcome = execute_full(args.function, msg, cfg, snapshot, args.component)
-    last_full = None
     for event in events:
         _print(event)
-        if event["event"] == "snapshot":
-            last_full = event["snapshot"]
-    if any(e["event"] == "updateSnapshot" for e in events) and final != (last_full if last_full is not None
-                                                                          else snapshot):
-        last_kind = [e["event"] for e in events if e["event"] in ("snapshot", "updateSnapshot")][-1]
-        if last_kind == "updateSnapshot":
-            _print({"event": "snapshot", "snapshot": final, "final": True})
+    snapshot_kinds = [e["event"] for e in events if e["event"] in ("snapshot", "updateSnapshot")]
+    if snapshot_kinds and snapshot_kinds[-1] == "updateSnapshot" and final != snapshot:
+        _print({"event": "snapshot", "snapshot": final, "final": True})
     if args.snapshot_out:
         Path(args.snapshot_out).write_text(js_json_dumps(final) + "\n", encoding="utf-8")
     return 1 if outcome.errors else 0
