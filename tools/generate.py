@@ -246,6 +246,7 @@ def load_actions(spec_dir: Path) -> list[Action]:
 
 
 def pagination(action: Action) -> str | None:
+    """How the endpoint pages: its path, its query parameters, else the shape of its `pages` object."""
     if action.action_id in PAGINATION_OVERRIDES:
         return PAGINATION_OVERRIDES[action.action_id]
     query = action.names("query")
@@ -261,6 +262,7 @@ def pagination(action: Action) -> str | None:
 
 
 def is_list(action: Action) -> bool:
+    """List, search and scroll actions get the emitBehaviour step field."""
     named = re.match(r"(?i)(list|lis|search|scroll)", action.action_id) is not None
     return named or pagination(action) is not None
 
@@ -280,6 +282,7 @@ def items_key(action: Action) -> str | None:
 
 
 def idempotent(action: Action) -> bool:
+    """Whether retrying once a request may have reached Intercom is safe: GET, PUT, DELETE, search/list."""
     if action.action_id in IDEMPOTENT_OVERRIDES:
         return IDEMPOTENT_OVERRIDES[action.action_id]
     if action.method != "POST":
@@ -391,19 +394,15 @@ def body_property_names(schema: dict[str, Any]) -> set[str] | None:
 
 
 def body_needed(action: Action, schema: dict[str, Any]) -> bool:
-    if (action.operation.get("requestBody") or {}).get("required"):
-        return True
-    if schema.get("required"):
+    """A body is needed when the description requires it or every form of it has required fields."""
+    if (action.operation.get("requestBody") or {}).get("required") or schema.get("required"):
         return True
     branches = schema.get("oneOf") or schema.get("anyOf") or []
-    return bool(branches) and all(body_needed_branch(b) for b in branches)
-
-
-def body_needed_branch(schema: dict[str, Any]) -> bool:
-    return bool(schema.get("required"))
+    return bool(branches) and all(branch.get("required") for branch in branches)
 
 
 def in_schema(action: Action) -> dict[str, Any]:
+    """The message contract: parameters at the top level, the body under `requestBody` (or flat)."""
     conv = action.converter
     props: dict[str, Any] = {}
     required: list[str] = []
@@ -467,6 +466,7 @@ def in_schema(action: Action) -> dict[str, Any]:
 
 
 def out_schema(action: Action) -> dict[str, Any]:
+    """What the action emits: the success response, or the small JSON for binary and empty answers."""
     status, response = action.success
     head: dict[str, Any] = {"$schema": DRAFT, "title": f"{action_title(action)}: result"}
     if response_kind(action) == "binary":
@@ -512,6 +512,7 @@ def out_schema(action: Action) -> dict[str, Any]:
 
 
 def action_entry(action: Action) -> dict[str, Any]:
+    """The component.json entry: main module, title, description, step fields, metadata."""
     fields: dict[str, Any] = {}
     if is_list(action):
         fields["emitBehaviour"] = copy.deepcopy(EMIT_BEHAVIOUR_FIELD)
@@ -545,6 +546,7 @@ def py_tuple(values: tuple[str, ...]) -> str:
 
 
 def module_text(action: Action, models: set[str]) -> str:
+    """The action module: a short declaration for lib.operation.Operation."""
     lines = [f'"""{action_title(action)}: {action.method} {action.path}.', ""]
     if action.deprecated:
         lines.append("Deprecated: removed from Intercom's current 2.8 description; kept for existing flows.")
