@@ -275,3 +275,23 @@ def test_dropdown_step_field_supplies_a_missing_parameter(action_id: str, param:
     events, calls = run(case, {"accessToken": TOKEN, param: value})
     check_emitted(case, events)
     check_request(case, calls[0])
+
+
+REQUIRED = [a for a in ACTION_IDS if support.schema(a, "in")["required"]]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("action_id", REQUIRED)
+def test_message_without_required_fields_is_rejected_before_any_request(action_id: str) -> None:
+    case = build_case(action_id)
+    missing = support.schema(action_id, "in")["required"]
+    for name in missing:
+        case.data.pop(name, None)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        events = execute(action_id, {"data": case.data}, {"accessToken": TOKEN}, component_dir=support.ROOT)
+        assert len(mock.calls) == 0
+    assert [e["event"] for e in events] == ["error"]
+    error = events[0]["error"]
+    assert error["name"] == "ValidationError"
+    assert {(e["field"], e["rule"]) for e in error["errors"]} >= {(n, "required") for n in missing}
+    assert TOKEN not in json.dumps(events)
