@@ -38,8 +38,11 @@ CIPHER = MessageCipher(PASSWORD, IV)
 class FakePlatform:
     """The elastic.io API calls the sailor makes, on loopback: step data, accounts, hooks data."""
 
-    def __init__(self, step_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, step_data: dict[str, Any] | None = None, steps: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.step_data = step_data if step_data is not None else {"config": {}, "snapshot": {}}
+        self.steps = steps or {}  # step id -> step data, for several steps served by one fake
         self.requests: list[dict[str, Any]] = []
         self.hooks_data: Any = None
         self.fail_accounts = False
@@ -81,7 +84,7 @@ class FakePlatform:
                 ):
                     if platform.step_status != 200:
                         return self._reply(platform.step_status, {"error": "no such step"})
-                    return self._reply(200, platform.step_data)
+                    return self._reply(200, platform.steps.get(parts[4], platform.step_data))
                 if method == "PUT" and parts[:2] == ["v1", "accounts"]:
                     if platform.fail_accounts:
                         return self._reply(400, {"error": "account update refused"})
@@ -245,11 +248,11 @@ def worker_env(
 class WorkerProcess:
     """`python -m elasticio_sailor run` as a subprocess; its JSON-lines log goes to a temp file."""
 
-    def __init__(self, env: dict[str, str], cwd: Path = FIXTURE) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path = FIXTURE, cmd: list[str] | None = None) -> None:
         self._log = tempfile.NamedTemporaryFile("w+b", prefix="sailor-worker-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "elasticio_sailor", "run"],
+            cmd or [sys.executable, "-m", "elasticio_sailor", "run"],
             cwd=cwd,
             env=env,
             stdout=self._log,

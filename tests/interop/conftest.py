@@ -1,0 +1,14 @@
+"""The real elastic.io Node sailor (pinned in node/package-lock.json), installed once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .node_peer import ensure_node_sailor
+
+
+@pytest.fixture(scope="session")
+def node_sailor() -> Path:
+    return ensure_node_sailor()
