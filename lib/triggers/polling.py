@@ -19,7 +19,8 @@ Two ways to find changes, depending on what the API offers:
   ordered descending), so the position L cannot move until the scan is complete; meanwhile every object
   emitted with ``updated_at > L`` is recorded in ``emitted`` so a re-run after a crash skips it. After a
   complete scan started at time S, every object last changed before S has been seen, so L moves to
-  ``S - CLOCK_MARGIN`` and only ``emitted`` entries newer than that are kept.
+  ``S - CLOCK_MARGIN`` and only ``emitted`` entries newer than that are kept. (Past ``MAX_TRACKED`` emitted
+  objects in one scan, progress is saved only at the end; see there.)
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ from lib.intercom.client import IntercomClient
 EMIT_BEHAVIOURS = ("emitIndividually", "emitPage", "fetchAll")
 DEFAULT_BEHAVIOUR = "emitIndividually"  # a trigger's consumers usually want one message per changed object
 CLOCK_MARGIN = 60  # seconds of tolerated clock skew between this host and Intercom (scans only)
+# A scan saves the ids it has emitted with every page's snapshot. Past this many (a first run with an old
+# startTime over a large workspace) it stops saving per page, so snapshots stay small (~200 kB) and the run
+# linear; the snapshot at the end of the scan is complete again. A crash past that point re-emits the rest.
+MAX_TRACKED = 5000
 
 
 def parse_time(value: Any) -> int | None:
@@ -90,7 +95,7 @@ class Position:
     def to_snapshot(self) -> dict:
         snap: dict[str, Any] = {"updated_at": self.updated_at, "ids_at_last": sorted(self.ids_at_last)}
         if self.emitted:
-            snap["emitted"] = dict(sorted(self.emitted.items()))
+            snap["emitted"] = dict(self.emitted)
         if self.start_time is not None:
             snap["startTime"] = self.start_time
         return snap
@@ -272,10 +277,11 @@ def poll(
                     emit("data", _message(item, cfg))
             elif fresh:
                 emit("data", _list(resource, fresh))
-            current = pos.to_snapshot()
-            if current != saved:
-                emit("snapshot", current)
-                saved = current
+            if len(pos.emitted) <= MAX_TRACKED:
+                current = pos.to_snapshot()
+                if current != saved:
+                    emit("snapshot", current)
+                    saved = current
         if reached_cutoff and resource.ordered:
             break
     if not resource.ordered:

@@ -201,3 +201,30 @@ def test_position_rules():
     assert pos.updated_at == 120 and pos.emitted == {"c": 150} and pos.ids_at_last == set()
     pos.advance("d", 200)
     assert pos.updated_at == 200 and pos.ids_at_last == {"d"} and pos.emitted == {}
+
+
+class PagesClient:
+    """A stand-in client serving fixed pages (for the poller's bookkeeping, without HTTP)."""
+
+    def __init__(self, pages: list[list[dict]]) -> None:
+        self.pages = pages
+
+    def paginate(self, *args, **kwargs):
+        for items in self.pages:
+            yield {"data": items}
+
+
+def test_a_large_scan_stops_saving_per_page_past_the_limit_and_ends_complete(monkeypatch):
+    from lib.triggers import polling
+
+    monkeypatch.setattr(polling, "MAX_TRACKED", 4)
+    pages = [[{"id": f"{p}-{i}", "updated_at": BASE + 1 + p} for i in range(2)] for p in range(4)]
+    events: list[tuple[str, dict]] = []
+    polling.poll(companies.RESOURCE, PagesClient(pages), {"startTime": BASE}, None,
+                 lambda kind, payload: events.append((kind, payload)), now=lambda: BASE + 10_000)
+    kinds = [k for k, _ in events]
+    # per-page snapshots while at most 4 ids are tracked (pages 1 and 2), then only the final one
+    assert kinds == ["data"] * 2 + ["snapshot"] + ["data"] * 2 + ["snapshot"] + ["data"] * 4 + ["snapshot"]
+    assert len(events[5][1]["emitted"]) == 4
+    assert events[-1][1] == {"updated_at": BASE + 10_000 - polling.CLOCK_MARGIN, "ids_at_last": [],
+                             "startTime": BASE}
