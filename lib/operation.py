@@ -43,12 +43,42 @@ EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
 
-_validators: dict[str, Any] = {}
+try:  # Rust validator for the per-message check: ~1000x faster on the search schemas' nested oneOf
+    import jsonschema_rs
+except ImportError:  # pragma: no cover - the pure-Python validator still gives the same answers
+    jsonschema_rs = None
+
+_validators: dict[str, SchemaValidator] = {}
 _validators_lock = threading.Lock()
 
 
-def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None, key: str) -> Any:
-    """The validator for a schema, compiled once per process (jsonschema picks the declared draft)."""
+class SchemaValidator:
+    """An in-schema compiled once per process: a fast yes/no, and readable errors when the answer is no.
+
+    ``jsonschema_rs`` answers "is it valid?" for every message; the reference ``jsonschema`` validator
+    (which picks the draft the schema declares) describes the failures, which only costs time when a
+    message is invalid. Formats are annotations in both, as Draft 2020-12 specifies by default.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        cls = js_validators.validator_for(schema, default=js_validators.Draft202012Validator)
+        cls.check_schema(schema)
+        self.reference = cls(schema)
+        self.fast = None
+        if jsonschema_rs is not None:
+            try:
+                self.fast = jsonschema_rs.validator_for(schema, validate_formats=False)
+            except Exception as exc:  # a construct the Rust validator refuses: the reference one copes
+                log.debug("jsonschema_rs cannot compile %s: %s", schema.get("title"), exc)
+
+    def iter_errors(self, instance: Any) -> Iterator[js_exceptions.ValidationError]:
+        if self.fast is not None and self.fast.is_valid(instance):
+            return iter(())
+        return self.reference.iter_errors(instance)
+
+
+def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None, key: str) -> SchemaValidator:
+    """The validator for a schema, compiled once per process and shared by every Operation using it."""
     validator = _validators.get(key)
     if validator is not None:
         return validator
@@ -61,9 +91,7 @@ def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None,
                     schema = json.loads(schema_path.read_text(encoding="utf-8"))
                 except FileNotFoundError:
                     raise ConfigurationError(f"In-schema {schema_path} not found") from None
-            cls = js_validators.validator_for(schema, default=js_validators.Draft202012Validator)
-            cls.check_schema(schema)
-            validator = cls(schema)
+            validator = SchemaValidator(schema)
             _validators[key] = validator
     return validator
 

@@ -76,7 +76,8 @@ class IntercomError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe details for the error event."""
-        out: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message,
+        # "message" is left to the sailor (it is str(exc)); Intercom's own text goes under intercom_message
+        out: dict[str, Any] = {"status": self.status, "code": self.code, "intercom_message": self.message,
                                "request_id": self.request_id, "errors": self.errors}
         if self.method:
             out["method"] = self.method

@@ -228,3 +228,20 @@ def test_unknown_declarations_rejected():
         Operation("X", "GET", "/x", pagination="offset")
     with pytest.raises(ValueError, match="response"):
         Operation("X", "GET", "/x", response="xml")
+
+
+def test_fast_and_reference_validators_agree(rsps, cfg, monkeypatch):
+    """The Rust check is only a fast path: without it the same messages pass and fail the same way."""
+    from lib import operation as operation_module
+
+    validator = CREATE.validator
+    assert validator.fast is not None  # jsonschema-rs is a pinned runtime dependency
+    good = {"requestBody": {"role": "user", "email": "a@b.c"}}
+    bad = {"requestBody": {"role": "admin"}}
+    assert validator.fast.is_valid(good) and not validator.fast.is_valid(bad)
+    monkeypatch.setattr(validator, "fast", None)
+    assert list(validator.iter_errors(good)) == []
+    assert [e.validator for e in validator.iter_errors(bad)] == ["enum"]
+    monkeypatch.setattr(operation_module, "jsonschema_rs", None)
+    slow = operation_module.SchemaValidator(validator.reference.schema)
+    assert slow.fast is None and [e.validator for e in slow.iter_errors(bad)] == ["enum"]
