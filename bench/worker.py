@@ -1,0 +1,186 @@
+"""Worker benchmark: N messages through RabbitMQ with an action that emits its input.
+
+    .venv/bin/python -m bench.worker [--messages 10000] [--prefetch 10] [--version 1]
+
+Three consumers of the same pre-filled queue, one after the other, on the same broker:
+- ``python``: our worker (`python -m elasticio_sailor run`, action ``echo``): decrypt, process, encrypt,
+  publish on a confirm channel and wait for the confirm, then ack;
+- ``raw``: a bare pika loop (BlockingConnection, confirm channel): consume, publish the same bytes,
+  wait for the confirm, ack. No decryption, no component: the limit for one consumer process;
+- ``node``: the elastic.io Node sailor 2.7.8 (tests/interop/node) with an echo action.
+
+Both sailors get ``ELASTICIO_DATA_RATE_LIMIT`` raised to 1e6 (the Node default, 10 per 100 ms, would cap
+both at 100 messages/s). Messages/s is measured from the first output message to the last, so process
+start-up is not counted. Prints one line per consumer and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pika
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.interop.node_peer import NODE_COMPONENT, ensure_node_sailor
+from tests.sailor.integration.harness import (
+    FIXTURE,
+    Broker,
+    FakePlatform,
+    WorkerProcess,
+    encode,
+    worker_env,
+)
+
+
+def fill(broker: Broker, count: int, version: int) -> None:
+    """Publish `count` encrypted elastic.io messages into the input queue (confirmed, so all are there)."""
+    channel = broker.connection.channel()
+    channel.confirm_delivery()
+    payload = "x" * 200
+    for i in range(count):
+        body = encode(
+            {
+                "id": f"m-{i}",
+                "body": {"i": i, "payload": payload},
+                "headers": {},
+                "attachments": {},
+                "metadata": {},
+            },
+            version,
+        )
+        props = pika.BasicProperties(
+            headers={"messageId": f"bench-{i}-{time.time_ns()}", "protocolVersion": version},
+            content_type="application/json",
+            content_encoding="utf8",
+        )
+        channel.basic_publish(broker.exchange, "in", body, props)
+    channel.close()
+
+
+def measure(broker: Broker, out: str, count: int, timeout: float) -> float:
+    """Messages/s from the first output message to the `count`-th, polling the output queue's depth."""
+    deadline = time.monotonic() + timeout
+    first = None
+    while True:
+        depth = broker.count(out)
+        now = time.monotonic()
+        if depth and first is None:
+            first = (now, depth)
+        if depth >= count:
+            break
+        if now > deadline:
+            raise RuntimeError(f"only {depth} of {count} messages after {timeout:.0f}s")
+        broker.connection.sleep(0.01)
+    assert first is not None
+    elapsed = max(now - first[0], 1e-6)
+    return (count - first[1]) / elapsed
+
+
+def raw_loop(url: str, queue: str, exchange: str, prefetch: int, stop: threading.Event) -> None:
+    """The limit: consume, publish the same bytes on a confirm channel, wait for the confirm, ack."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    consume = connection.channel()
+    publish = connection.channel()
+    publish.confirm_delivery()
+    consume.basic_qos(prefetch_count=prefetch)
+
+    def on_message(ch, method, props, body):
+        publish.basic_publish(exchange, "data", body, props)
+        ch.basic_ack(method.delivery_tag)
+
+    consume.basic_consume(queue, on_message)
+    while not stop.is_set():
+        connection.process_data_events(time_limit=0.1)
+    connection.close()
+
+
+def run_one(kind: str, args: argparse.Namespace, node_sailor: Path | None) -> float:
+    broker = Broker(prefix=f"h2bench-{kind}")
+    try:
+        out = broker.queue("data", "data")
+        with FakePlatform({"config": {}, "snapshot": {}}) as platform:
+            fill(broker, args.messages, args.version)
+            if kind == "raw":
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=raw_loop,
+                    args=(broker.url, broker.input, broker.exchange, args.prefetch, stop),
+                    daemon=True,
+                )
+                thread.start()
+                try:
+                    return measure(broker, out, args.messages, args.timeout)
+                finally:
+                    stop.set()
+                    thread.join(10)
+            env = worker_env(
+                broker,
+                platform,
+                "echo",
+                ELASTICIO_RABBITMQ_PREFETCH_SAILOR=args.prefetch,
+                ELASTICIO_PROTOCOL_VERSION=args.version,
+                ELASTICIO_DATA_RATE_LIMIT=1_000_000,
+                LOG_LEVEL="warn",
+            )
+            if kind == "python":
+                proc = WorkerProcess(env, cwd=FIXTURE)
+            else:
+                assert node_sailor is not None
+                proc = WorkerProcess(
+                    env, cwd=NODE_COMPONENT, cmd=[shutil.which("node") or "node", str(node_sailor)]
+                )
+            try:
+                rate = measure(broker, out, args.messages, args.timeout)
+                proc.terminate()
+                return rate
+            finally:
+                proc.kill()
+    finally:
+        broker.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--prefetch", type=int, default=10)
+    parser.add_argument("--version", type=int, choices=(1, 2), default=1, help="message protocol version")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per consumer")
+    parser.add_argument("--only", choices=("python", "raw", "node"), action="append")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    kinds = args.only or ["python", "raw", "node"]
+    node_sailor = ensure_node_sailor() if "node" in kinds else None
+    rates = {kind: run_one(kind, args, node_sailor) for kind in kinds}
+    ratios = {}
+    if "python" in rates:
+        ratios = {f"python/{k}": rates["python"] / v for k, v in rates.items() if k != "python"}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "messages": args.messages,
+                    "prefetch": args.prefetch,
+                    "version": args.version,
+                    "msg_per_s": {k: round(v, 1) for k, v in rates.items()},
+                    "ratios": {k: round(v, 3) for k, v in ratios.items()},
+                }
+            )
+        )
+        return 0
+    print(f"{args.messages} messages, prefetch {args.prefetch}, protocol v{args.version}")
+    for kind, rate in rates.items():
+        print(f"  {kind:7} {rate:9.0f} msg/s")
+    for name, ratio in ratios.items():
+        print(f"  {name:12} {ratio:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
