@@ -71,6 +71,9 @@ SCENARIOS = [
     Scenario("rebound", "reboundOnce", {"data": {"r": 1}}, headers={"reboundIteration": 2}),
     Scenario("id linking", "echoTwist", {"data": {}, "metadata": {"oihUid": "oih-1"}},
              {"nodeSettings": {"idLinking": True, "applicationUid": "intercom"}}),
+    Scenario("governance provenance event", "echoTwist",
+             {"data": {}, "metadata": {"oihUid": "o-9", "recordUid": "r-9"}},
+             {"nodeSettings": {"governance": True, "applicationUid": "intercom"}}),
     Scenario("secret service fails", "echoTwist", {"data": {"c": 3}}, {"secretId": "sec-broken"}),
     Scenario("unknown function", "noSuchFunction", {"data": {}}),
     # Last: the ferryman never settles these, and with prefetch 1 it then stops taking messages.
@@ -86,6 +89,8 @@ EXPECTED_DELTAS = {
                             "function complete and dead-letter it",
     "unknown function": "ferryman publishes the error but no 'function complete'; we publish both "
                         "(every end reports the step state); error texts differ",
+    "*tenantId": "provenance events name the tenant from the token's `tenant` claim (the ferryman reads a "
+                 "`tenantId` claim the orchestrator never sets, so its events name no tenant)",
     "*execId": "we pass the orchestrator's execId header on (the ferryman only reads ELASTICIO_EXEC_ID, "
                "which OIH never sets)",
 }
@@ -220,10 +225,14 @@ def published(run: Run, name: str) -> list[dict[str, Any]]:
 
 
 def without_exec_id(pubs: list[dict[str, Any]], run: Run, name: str) -> list[dict[str, Any]]:
-    """Our execId delta: every publication carries the orchestrator's execId; then drop it."""
+    """Our execId and tenantId deltas: check them, then take them out so the rest can be compared."""
     mid = run.inputs[name][0]
     for p in pubs:
         assert p["headers"].pop("execId") == "exec-" + mid[:8]
+        if p["exchange"] == "event-bus":
+            agents = p["body"]["payload"]["actedOnBehalfOf"]
+            assert agents[1].pop("actedOnBehalfOf") == "tenant-1"
+            assert agents[2].pop("id") == "tenant-1"
     return pubs
 
 
@@ -249,6 +258,7 @@ def test_same_publications_and_settlement(runs: dict[str, Run], name: str) -> No
 def test_the_shared_scenarios_cover_every_output_kind(runs: dict[str, Run]) -> None:
     keys = {(p["exchange"], p["routing_key"]) for name in SAME for p in published(runs["ferryman"], name)}
     assert {("backchannel", DATA_KEY), ("backchannel", STATE_KEY), ("backchannel", ERROR_KEY),
+            ("event-bus", "provenance"),
             ("collector", "flow-<P>.step1.snapshot"), ("node", "flow-<P>.step1.rebound")} <= keys
     assert {runs["ferryman"].settlement[n] for n in SAME} == {"acked", "rejected"}
 
