@@ -299,3 +299,15 @@ def test_session_reused_across_requests(cfg):
         client.request("GET", "/me")
         client.request("GET", "/me")
     assert IntercomClient.from_cfg(cfg).session is client.session
+
+
+def test_proxy_environment_read_once_and_netrc_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    client = IntercomClient(US, TOKEN)
+    assert client.session.proxies.get("https") == "http://proxy.local:3128"
+    assert client.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+    assert client.session.trust_env is False  # no per-request environment scan, no ~/.netrc override
+    monkeypatch.setenv("NO_PROXY", "api.intercom.io")
+    assert "https" not in IntercomClient(US, TOKEN).session.proxies
