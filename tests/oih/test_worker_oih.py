@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -250,6 +251,30 @@ def test_a_real_intercom_action_with_the_oih_secret(rabbitmq: str, tmp_path: Pat
             assert req.header("Authorization") == "Bearer ic-oauth-token-42"
             assert broker.settlement(mid) == "acked"
             assert "ic-oauth-token-42" not in worker.log()
+        finally:
+            worker.stop()
+            broker.teardown()
+
+
+def test_sigterm_finishes_concurrent_messages_then_exits_0(rabbitmq: str, tmp_path: Path) -> None:
+    """Prefetch 2 runs two slow messages at once; SIGTERM mid-way loses neither (published, then acked)."""
+    with FakeOih() as services:
+        broker = Broker(Topology())
+        broker.setup()
+        env = {**broker.topo.env(services_url=services.url), "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": "2"}
+        worker = start_worker(env, tmp_path / "worker.log")
+        try:
+            wait_consuming(broker, worker)
+            started = time.monotonic()
+            mids = [send(broker, "slowEcho", {"data": {"seconds": 1.5, "i": i}})[0] for i in range(2)]
+            time.sleep(0.5)
+            assert worker.stop(timeout=20) == 0, worker.log()[-3000:]
+            elapsed = time.monotonic() - started
+            for i, mid in enumerate(mids):
+                outputs = broker.wait_done(mid, timeout=5)
+                assert by_key(outputs, DATA_KEY)[0].json["data"] == {"seconds": 1.5, "i": i}
+            assert elapsed < 2.9  # concurrent, not 2 x 1.5 s
+            assert broker.count(broker.topo.input_queue) == 0 and broker.dead_letters() == []
         finally:
             worker.stop()
             broker.teardown()
