@@ -311,3 +311,19 @@ def test_proxy_environment_read_once_and_netrc_ignored(monkeypatch, tmp_path):
     assert client.session.trust_env is False  # no per-request environment scan, no ~/.netrc override
     monkeypatch.setenv("NO_PROXY", "api.intercom.io")
     assert "https" not in IntercomClient(US, TOKEN).session.proxies
+
+
+def test_one_client_serves_many_threads(rsps, cfg):
+    """The worker processes `prefetch` messages at once: they share the cached client and its session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rsps.get(f"{US}/me", json={"type": "admin"})
+
+    def call(_: int) -> tuple[int, dict]:
+        client = IntercomClient.from_cfg(dict(cfg))
+        return id(client.session), client.request_json("GET", "/me")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(80)))
+    assert {session for session, _ in results} == {id(IntercomClient.from_cfg(cfg).session)}
+    assert all(body == {"type": "admin"} for _, body in results) and len(rsps.calls) == 80
