@@ -132,8 +132,13 @@ def _describe(error: js_exceptions.ValidationError) -> list[dict[str, str]]:
         return [{"field": _join(error.absolute_path, name), "rule": rule, "message": "is not allowed"}
                 for name in extra] or [{"field": _field(error.absolute_path), "rule": rule,
                                         "message": _cut(error.message)}]
+    if rule == "oneOf" and not error.context:
+        return [{"field": _field(error.absolute_path), "rule": rule,
+                 "message": "matches more than one of the allowed forms; exactly one must match"}]
     if rule in ("oneOf", "anyOf") and error.context:
         best = js_exceptions.best_match(error.context)
+        while best.validator in ("oneOf", "anyOf") and best.context:  # the innermost failing branch
+            best = js_exceptions.best_match(best.context)
         closest = _describe(best)[0]
         message = (f"matches none of the allowed forms (closest: {closest['field']}: {closest['message']},"
                    f" rule {closest['rule']})")
@@ -258,12 +263,18 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
-        errors = [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
+        errors = self._errors(data)
+        if errors and self.has_body and "requestBody" not in data:
+            # No body given: name the missing body fields as requestBody.<field>, not as top-level keys
+            errors = self._errors({**data, "requestBody": {}}) or errors
         if errors:
             # jsonschema reports one `required` error per missing key, each naming the whole list: dedupe
             errors = list({(e["field"], e["rule"]): e for e in errors}.values())
             raise ValidationError(self.action_id, errors)
         return data
+
+    def _errors(self, data: dict[str, Any]) -> list[dict[str, str]]:
+        return [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
 
     def build(self, data: dict[str, Any]) -> dict[str, Any]:
         """The client arguments (method, path, params, headers, json) for validated data."""

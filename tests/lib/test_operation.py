@@ -245,3 +245,22 @@ def test_fast_and_reference_validators_agree(rsps, cfg, monkeypatch):
     monkeypatch.setattr(operation_module, "jsonschema_rs", None)
     slow = operation_module.SchemaValidator(validator.reference.schema)
     assert slow.fast is None and [e.validator for e in slow.iter_errors(bad)] == ["enum"]
+
+
+def test_missing_body_fields_named_under_request_body(rsps, cfg):
+    """A schema that accepts the body nested or flat still names missing body fields requestBody.<f>."""
+    either = op("TestCreateEither", "POST", "/contacts", has_body=True)
+    with pytest.raises(ValidationError) as info:
+        run(either, {"Intercom-Version": "2.8"}, cfg)
+    assert [(e["field"], e["rule"]) for e in info.value.errors] == [("requestBody.role", "required")]
+    rsps.post(f"{US}/contacts", json={"id": "1"})
+    run(either, {"role": "lead"}, cfg)
+    assert json.loads(rsps.calls[0].request.body) == {"role": "lead"}
+
+
+def test_ambiguous_one_of_is_explained(rsps, cfg):
+    search = op("TestSearch", "POST", "/contacts/search", has_body=True, pagination="search",
+                items_key="data", idempotent=True)
+    with pytest.raises(ValidationError, match="more than one of the allowed forms"):
+        run(search, {"requestBody": {"query": {"field": "x", "operator": "AND", "value": []}}}, cfg)
+    assert len(rsps.calls) == 0
