@@ -266,7 +266,10 @@ class Operation:
         errors = self._errors(data)
         if errors and self.has_body and "requestBody" not in data:
             # No body given: name the missing body fields as requestBody.<field>, not as top-level keys
-            errors = self._errors({**data, "requestBody": {}}) or errors
+            # (keeping "requestBody: is required" where the schema requires a body)
+            named = self._errors({**data, "requestBody": {}})
+            if named:
+                errors = [e for e in errors if e["field"] == "requestBody"] + named
         if errors:
             # jsonschema reports one `required` error per missing key, each naming the whole list: dedupe
             errors = list({(e["field"], e["rule"]): e for e in errors}.values())

@@ -264,3 +264,11 @@ def test_ambiguous_one_of_is_explained(rsps, cfg):
     with pytest.raises(ValidationError, match="more than one of the allowed forms"):
         run(search, {"requestBody": {"query": {"field": "x", "operator": "AND", "value": []}}}, cfg)
     assert len(rsps.calls) == 0
+
+
+def test_required_body_missing_keeps_the_body_error(rsps, cfg):
+    with pytest.raises(ValidationError) as info:
+        run(CREATE, {"Intercom-Version": "2.8"}, cfg)
+    assert [(e["field"], e["rule"]) for e in info.value.errors] == [("requestBody", "required"),
+                                                                    ("requestBody.role", "required")]
+    assert len(rsps.calls) == 0
