@@ -56,6 +56,12 @@ class IntercomError(Exception):
         self.retryable = retryable
         super().__init__(self._format())
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling/deepcopy: rebuild from the keyword fields
+        return (_rebuild, (type(self), (self.message,), {
+            "status": self.status, "code": self.code, "request_id": self.request_id, "errors": self.errors,
+            "method": self.method, "path": self.path, "attempts": self.attempts,
+            "retryable": self.retryable}))
+
     def _format(self) -> str:
         head = "Intercom"
         if self.status is not None:
@@ -148,6 +154,9 @@ class ConfigurationError(ValueError):
         self.message = message
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.message,), {"field": self.field}))
+
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "message": self.message}
 
@@ -164,5 +173,12 @@ class ValidationError(Exception):
         listed = "; ".join(f"{e['field']}: {e['message']} (rule {e['rule']})" for e in errors)
         super().__init__(f"Invalid message for {action_id}: {listed}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.action_id, self.errors), {}))
+
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action_id, "errors": self.errors}
+
+
+def _rebuild(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
+    return cls(*args, **kwargs)

@@ -327,3 +327,21 @@ def test_one_client_serves_many_threads(rsps, cfg):
         results = list(pool.map(call, range(80)))
     assert {session for session, _ in results} == {id(IntercomClient.from_cfg(cfg).session)}
     assert all(body == {"type": "admin"} for _, body in results) and len(rsps.calls) == 80
+
+
+def test_errors_survive_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    from lib.intercom.errors import ConfigurationError, ValidationError
+
+    errors = [
+        IntercomError("Contact Not Found", status=404, code="not_found", request_id="r", method="GET",
+                      path="/contacts/x", attempts=1, errors=[{"code": "not_found"}]),
+        ConfigurationError("Field 'server' is bad", field="server"),
+        ValidationError("CreateContact", [{"field": "requestBody.email", "rule": "type", "message": "m"}]),
+    ]
+    for err in errors:
+        for clone in (pickle.loads(pickle.dumps(err)), copy.deepcopy(err)):  # noqa: S301 - our own bytes
+            assert type(clone) is type(err) and str(clone) == str(err)
+            assert clone.to_dict() == err.to_dict()
