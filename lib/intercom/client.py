@@ -268,6 +268,11 @@ class IntercomClient:
     def _connection_error(self, exc: requests.RequestException, method: str, path: str, attempts: int,
                           sent: bool) -> IntercomError:
         timeout = isinstance(exc, requests.exceptions.Timeout)
+        if not isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            # e.g. a body that is not JSON-serialisable or an invalid header value: nothing was sent
+            return IntercomError(scrub(f"the request could not be sent: {type(exc).__name__}: "
+                                       f"{str(exc)[:200]}", self._token),
+                                 code="request_error", method=method, path=path, attempts=attempts)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             what = "connecting timed out"
         elif timeout:
@@ -288,7 +293,15 @@ class IntercomClient:
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """``request`` and decode the JSON body (None for an empty body)."""
         response = self.request(method, path, **kwargs)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise IntercomError(
+                f"the answer is not JSON (Content-Type {response.headers.get('Content-Type', 'unknown')})",
+                status=response.status_code, code="invalid_response", method=method.upper(), path=path,
+                request_id=response.headers.get("X-Request-Id")) from None
 
     # ----------------------------------------------------------------------------------- pagination
     def paginate(

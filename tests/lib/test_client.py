@@ -345,3 +345,16 @@ def test_errors_survive_pickle_and_deepcopy():
         for clone in (pickle.loads(pickle.dumps(err)), copy.deepcopy(err)):  # noqa: S301 - our own bytes
             assert type(clone) is type(err) and str(clone) == str(err)
             assert clone.to_dict() == err.to_dict()
+
+
+def test_non_json_success_body_is_a_clear_error(rsps, cfg):
+    rsps.get(f"{US}/contacts", body="<html>proxy login</html>", content_type="text/html")
+    with pytest.raises(IntercomError, match="not JSON") as info:
+        IntercomClient.from_cfg(cfg).request_json("GET", "/contacts")
+    assert info.value.code == "invalid_response" and info.value.status == 200
+
+
+def test_unsendable_body_is_not_a_connection_error(rsps, cfg, sleeps):
+    with pytest.raises(IntercomError) as info:
+        IntercomClient.from_cfg(cfg).request("POST", "/contacts", json={"n": float("nan")})
+    assert info.value.code == "request_error" and sleeps == [] and len(rsps.calls) == 0
