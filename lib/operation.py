@@ -350,7 +350,8 @@ class Operation:
             body = {"status": status, "action": self.action_id, "result": result}
             for name in self.path_params:
                 body.setdefault(name, data.get(name))
-            return {"data": body, "metadata": self._metadata(metadata, data.get("id"))}
+            record = data.get("id") if "id" in self.path_params else None
+            return {"data": body, "metadata": self._metadata(metadata, record)}
         try:
             body = response.json()
         except ValueError:
