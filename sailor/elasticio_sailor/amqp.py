@@ -262,6 +262,7 @@ class AmqpTransport:
 
     def _io_on_consume_channel(self, channel: Any) -> None:
         channel.add_on_close_callback(self._io_on_channel_closed)
+        channel.add_on_cancel_callback(self._io_on_consumer_cancelled)
         channel.basic_qos(
             prefetch_count=max(1, self.settings.prefetch),
             callback=lambda _frame: self._io_channel_ready("consume", channel),
@@ -352,6 +353,13 @@ class AmqpTransport:
                 self._consume_started.set_result(self._consumer_tag)
 
         self._consumer_tag = channel.basic_consume(queue, self._io_on_message, auto_ack=False, callback=on_ok)
+
+    def _io_on_consumer_cancelled(self, frame: Any) -> None:
+        """The broker cancelled our consumer (queue deleted, node failover): resubscribe via a reconnect."""
+        log.error("Consumer cancelled by RabbitMQ; reconnecting to consume again")
+        self._consumer_tag = None
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
 
     def _io_stop_consume(self, future: Future) -> None:
         self._want_consume = False

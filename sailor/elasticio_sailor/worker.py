@@ -35,7 +35,7 @@ from .amqp import AmqpTransport, ConnectionLost, DeliveryRef, PublishNacked, Sta
 from .component import Component
 from .dialect import Delivery, Dialect, Execution, Publication, RejectMessage
 from .logs import bind, get_logger, register_secrets, setup_logging
-from .runner import EmitFailed, run_process
+from .runner import EmitFailed, error_payload, run_process
 from .settings import SettingsError, select_dialect
 
 log = get_logger("elasticio_sailor.worker")
@@ -204,7 +204,18 @@ class Worker:
                 self._publish_all(self.dialect.on_end(execution))
                 self._settle(job, ack=not execution.failed)
                 return
-            self._publish_all(self.dialect.publications(execution, kind, payload))
+            try:
+                publications = self.dialect.publications(execution, kind, payload)
+            except Exception as exc:  # e.g. data that cannot be serialised: an error event, as onData does
+                log.error("cannot build the %s event: %s: %s", kind, type(exc).__name__, exc)
+                publications = self._error_instead(execution, exc)
+            try:
+                self._publish_all(publications)
+            except PublishNacked as exc:  # retries exhausted: the Node sailor turns this into an error event
+                if kind == "error":
+                    raise
+                log.error("giving up publishing the %s event: %s", kind, exc)
+                self._publish_all(self._error_instead(execution, exc))
 
         log.debug(
             "processing message", extra={"deliveryTag": job.ref.delivery_tag, "function": execution.function}
@@ -241,6 +252,9 @@ class Worker:
             log.error("processing failed: %s: %s", type(exc).__name__, exc, exc_info=True)
             if not job.settled:
                 self._settle(job, ack=False)
+
+    def _error_instead(self, execution: Execution, exc: BaseException) -> list[Publication]:
+        return self.dialect.publications(execution, "error", error_payload(exc, set(execution.secrets)))
 
     def _publish_all(self, publications: list[Publication]) -> None:
         for pub in publications:

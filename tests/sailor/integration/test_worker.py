@@ -126,7 +126,7 @@ def test_round_trip_of_every_emit_kind(broker, platform, start_worker, version):
 
 def test_exception_is_published_before_the_message_is_dead_lettered(broker, start_worker):
     observed = broker.queue("observe", "error", "dead")
-    start_worker()
+    worker = start_worker()
     body, headers = input_message({"raise": "kaboom with tok-secret-value inside"})
     broker.publish(body, headers)
     _, _, first = broker.get(observed)
@@ -137,6 +137,12 @@ def test_exception_is_published_before_the_message_is_dead_lettered(broker, star
     assert "Traceback" in error["stack"]
     assert second == body, "then the input itself arrives by dead-lettering"
     assert p2.headers["x-death"][0]["reason"] == "rejected"
+    # The component's failure is logged as one JSON line carrying the message's ids, without the secret.
+    failure = [r for r in worker.log_records() if r["level"] == "error" and "kaboom" in r["message"]]
+    assert failure, worker.logs()[-3000:]
+    assert failure[0]["messageId"] == headers["messageId"] and failure[0]["threadId"] == headers["threadId"]
+    assert (failure[0]["execId"], failure[0]["stepId"]) == ("exec-1", "step_1")
+    assert "tok-secret-value" not in worker.logs()
 
 
 def test_rebound_doubles_expiration_then_hits_the_limit(broker, start_worker):
@@ -346,3 +352,35 @@ def test_hook_shutdown_mode_runs_without_a_broker(broker, platform):
     assert done.returncode == 0, done.stderr
     assert platform.hooks_data is None
     assert [r["method"] for r in platform.requests] == ["GET", "GET", "DELETE"]
+
+
+def test_nacked_publishes_are_retried_then_become_an_error(broker, start_worker):
+    """A queue that refuses publishes (reject-publish overflow) makes the broker nack the data."""
+    broker.queue("full", "data", arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    errors = broker.queue("error", "error")
+    dead = broker.queue("dead", "dead")
+    worker = start_worker(ELASTICIO_AMQP_PUBLISH_RETRY_ATTEMPTS=3, ELASTICIO_AMQP_PUBLISH_RETRY_DELAY=10)
+    body, headers = input_message({"emit": [["data", {"data": {"x": 1}}]]})
+    broker.publish(body, headers)
+    _, _, raw = broker.get(errors)
+    assert (
+        "broker refused the data publish" in CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)["message"]
+    )
+    assert broker.get(dead)[2] == body
+    assert worker.logs().count("retrying in") == 2
+
+
+def test_oversized_or_unserialisable_data_becomes_an_error(broker, start_worker):
+    errors = broker.queue("error", "error")
+    out = data_queue(broker)
+    start_worker(ELASTICIO_OUTGOING_MESSAGE_SIZE_LIMIT=400)
+    broker.publish(
+        *input_message({"emit": [["data", {"data": {"big": "x" * 1000}}], ["data", {"data": {"ok": 1}}]]})
+    )
+    _, _, raw = broker.get(errors)
+    message = CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)["message"]
+    assert message.startswith("Outgoing message size ") and message.endswith("exceeds limit of 400.")
+    assert decode(*broker.get(out)[1:])["body"] == {"ok": 1}, "later emits still go out"
+    broker.publish(*input_message({"unserialisable": True}))
+    _, _, raw = broker.get(errors)
+    assert "not JSON serializable" in CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)["message"]
