@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -108,7 +107,6 @@ class OihDialect:
             "snapshot": RateLimiter(_int_setting(env, "SNAPSHOT_RATE_LIMIT", 2), interval),
         }
         self.component_json: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self, component: Any) -> None:
