@@ -323,16 +323,29 @@ class ElasticioDialect:
         execution.failed = True
         self.throttles["error"].acquire()
         return self._error_publications(
-            err, self._headers(execution, end=now_ms()), execution.delivery, execution.secrets
+            err,
+            self._headers(execution, end=now_ms()),
+            execution.delivery,
+            execution.secrets,
+            reply_first=True,
         )
 
     def _error(self, execution: Execution, payload: Any) -> list[Publication]:
         return self._fail(execution, payload)
 
     def _error_publications(
-        self, err: Any, headers: dict[str, Any], original: Delivery | None, secrets: list[str]
+        self,
+        err: Any,
+        headers: dict[str, Any],
+        original: Delivery | None,
+        secrets: list[str],
+        reply_first: bool = False,
     ) -> list[Publication]:
-        """sendError: ``{error, errorInput}`` to the error key, and the bare error to reply_to."""
+        """sendError: ``{error, errorInput}`` to the error key, and the bare error to reply_to.
+
+        The Node sailor awaits the error throttle before its error publish but not before the reply,
+        so a throttled error (an emitted one) reaches reply_to first; `reply_first` keeps that order.
+        """
         error = redact(format_error(err), secrets)
         encrypted_error = self.cipher.encrypt(error, 1).decode("ascii")
         payload: dict[str, Any] = {"error": encrypted_error}
@@ -361,7 +374,8 @@ class ElasticioDialect:
         ]
         reply_to = headers.get("reply_to")
         if reply_to and not self.s["NO_ERROR_REPLIES"]:
-            pubs.append(
+            pubs.insert(
+                0 if reply_first else 1,
                 Publication(
                     self.s["PUBLISH_MESSAGES_TO"],
                     str(reply_to),
@@ -369,7 +383,7 @@ class ElasticioDialect:
                     {**headers, HEADER_ERROR_RESPONSE: True},
                     dict(props),
                     kind="error reply",
-                )
+                ),
             )
         return pubs
 

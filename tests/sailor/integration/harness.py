@@ -302,3 +302,4 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait(5)
         self._log.close()
+        self.log_path.unlink(missing_ok=True)
