@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,16 +28,23 @@ KEYS = ("data", "error", "snapshot", "rebound", "reply", "custom.key")
 VOLATILE = {"start", "end", "messageId"}
 
 
-@pytest.fixture
-def twins(node_sailor) -> Iterator[dict[str, Any]]:
+@pytest.fixture(params=[(1, False), (2, True)], ids=["v1", "v2-passthrough"])
+def twins(request, node_sailor) -> Iterator[dict[str, Any]]:
+    """Both sailors on the same step; v1 without passthrough, v2 with the step's is_passthrough set."""
+    version, passthrough = request.param
     brokers = {"node": Broker(prefix="h2diff-node"), "python": Broker(prefix="h2diff-py")}
-    step = {"config": {"_account": "acc-9", "region": "eu"}, "snapshot": {"s": 1}, "is_passthrough": False}
+    step = {
+        "config": {"_account": "acc-9", "region": "eu"},
+        "snapshot": {"s": 1},
+        "is_passthrough": passthrough,
+    }
     procs: list[WorkerProcess] = []
     try:
         with FakePlatform(step) as platform:
-            collected = {}
+            collected, dead = {}, {}
             for kind, broker in brokers.items():
                 collected[kind] = broker.queue("all", *KEYS)
+                dead[kind] = broker.queue("dead", "dead")
                 env = worker_env(
                     broker,
                     platform,
@@ -45,6 +53,7 @@ def twins(node_sailor) -> Iterator[dict[str, Any]]:
                     ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS="ELASTICIO_TENANT_ID",
                     ELASTICIO_TENANT_ID="tenant-7",
                     ELASTICIO_REBOUND_INITIAL_EXPIRATION=60000,
+                    ELASTICIO_PROTOCOL_VERSION=version,
                     LOG_LEVEL="info",
                 )
                 if kind == "node":
@@ -52,7 +61,14 @@ def twins(node_sailor) -> Iterator[dict[str, Any]]:
                     procs.append(WorkerProcess(env, cwd=NODE_COMPONENT, cmd=cmd).wait_ready(30))
                 else:
                     procs.append(WorkerProcess(env, cwd=FIXTURE).wait_ready(30))
-            yield {"brokers": brokers, "queues": collected, "platform": platform}
+            yield {
+                "brokers": brokers,
+                "queues": collected,
+                "dead": dead,
+                "platform": platform,
+                "version": version,
+                "passthrough": passthrough,
+            }
     finally:
         for proc in procs:
             proc.kill()
@@ -63,14 +79,22 @@ def twins(node_sailor) -> Iterator[dict[str, Any]]:
 def run_both(twins: dict[str, Any], data: dict[str, Any], count: int, **headers: Any) -> dict[str, list]:
     """Send the same bytes and headers to both sailors; their first `count` publications each."""
     message_id = str(uuid.uuid4())
-    body = CIPHER.encrypt(
-        {"id": message_id, "body": data, "headers": {}, "attachments": {}, "metadata": {"m": 1}}, 1
-    )
+    version = twins["version"]
+    message = {
+        "id": message_id,
+        "body": data,
+        "headers": {},
+        "attachments": {},
+        "metadata": {"m": 1},
+        "passthrough": {"step_0": {"body": {"earlier": True}, "headers": {}}},
+    }
+    body = CIPHER.encrypt(message, version)
     hdrs = {
         "messageId": message_id,
         "threadId": "thread-diff",
         "stepId": "step_0",
         "x-eio-meta-Lang": "de",
+        "protocolVersion": version,
         **headers,
     }
     out = {}
@@ -140,12 +164,16 @@ def test_every_event_kind_matches_the_node_sailor(twins):
         assert ours["properties"] == theirs["properties"], ours["key"]
         assert set(ours["volatile"]) == set(theirs["volatile"])
         assert isinstance(ours["volatile"]["messageId"], str)
-    # Bodies: data as the Node sailor writes elasticio-node messages; ours always has attachments/metadata.
-    assert python[0]["body"]["body"] == node[0]["body"]["body"] == {"n": 1, "ü": "wörld"}
-    assert python[1]["body"]["id"] == node[1]["body"]["id"] == "given-id"
-    assert python[1]["body"]["headers"] == node[1]["body"]["headers"] == {"h": 1}
-    for i in (2, 3, 4, 5):
+    for i in (0, 1, 2, 3, 4, 5):
         assert python[i]["body"] == node[i]["body"], python[i]["key"]
+    assert python[0]["body"]["body"] == {"n": 1, "ü": "wörld"}
+    assert python[1]["body"]["id"] == "given-id" and python[1]["body"]["headers"] == {"h": 1}
+    if twins["passthrough"]:
+        assert set(python[0]["body"]["passthrough"]) == {"step_0", "step_1"}
+        assert python[0]["body"]["passthrough"]["step_1"]["body"] == {"n": 1, "ü": "wörld"}
+    else:
+        assert "passthrough" not in python[0]["body"]
+    assert {p["headers"]["protocolVersion"] for p in python[:2]} == {twins["version"]}
     ours_err, node_err = python[7]["body"], node[7]["body"]
     assert {k: ours_err["error"][k] for k in ("name", "message")} == {
         "name": "TypeError",
@@ -162,6 +190,8 @@ def test_every_event_kind_matches_the_node_sailor(twins):
     assert python[1]["volatile"]["messageId"] == node[1]["volatile"]["messageId"] == "given-id"
     assert python[0]["volatile"]["messageId"] != python[2]["volatile"]["messageId"]
     assert node[0]["volatile"]["messageId"] == node[2]["volatile"]["messageId"]
+    for kind, broker in twins["brokers"].items():  # an error was emitted: both dead-letter the input
+        broker.get(twins["dead"][kind])
     puts = [r for r in twins["platform"].requests if r["method"] == "PUT"]
     assert len(puts) == 2 and puts[0]["path"] == puts[1]["path"] == "/v1/accounts/acc-9"
     assert puts[0]["body"] == puts[1]["body"]
@@ -175,6 +205,20 @@ def test_a_thrown_error_matches_the_node_sailor(twins):
     assert ours["properties"] == theirs["properties"]
     assert ours["body"]["error"]["message"] == theirs["body"]["error"]["message"] == "it broke"
     assert ours["body"]["errorInput"] == theirs["body"]["errorInput"]
-    # The dead-letter queue gets the input from both.
-    for broker in twins["brokers"].values():
+    # Both dead-letter the input (an error was emitted).
+    for kind, broker in twins["brokers"].items():
+        broker.get(twins["dead"][kind])
         assert broker.count(broker.input) == 0
+
+
+def test_rebound_limit_matches_the_node_sailor(twins):
+    """Over REBOUND_LIMIT (20) both publish "Rebound limit exceeded" and still ack the input."""
+    got = run_both(twins, {"emit": [["rebound", "again"]]}, 1, reboundIteration=20)
+    (ours,), (theirs,) = got["python"], got["node"]
+    assert ours["key"] == theirs["key"] == "error"
+    assert ours["headers"] == theirs["headers"]
+    assert ours["body"]["error"]["message"] == theirs["body"]["error"]["message"] == "Rebound limit exceeded"
+    assert ours["body"]["errorInput"] == theirs["body"]["errorInput"]
+    time.sleep(0.5)  # a reject would dead-letter the input within this time
+    for kind, broker in twins["brokers"].items():  # acked, not dead-lettered
+        assert broker.count(broker.input) == 0 and broker.count(twins["dead"][kind]) == 0
