@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .crypto import MessageCipher, js_json_dumps
 from .dialect import AmqpSettings, Delivery, Execution, Publication, RateLimiter, RejectMessage
@@ -139,8 +140,9 @@ class ElasticioDialect:
         self.step_data: dict[str, Any] = {}
         self.snapshot: Any = {}
         self._snapshot_lock = threading.Lock()
+        amqp_password = urlsplit(settings.get("AMQP_URI") or "").password
         self.secrets: list[str] = [
-            v for v in (settings.get("API_KEY"), settings.get("MESSAGE_CRYPTO_PASSWORD")) if v
+            v for v in (settings.get("API_KEY"), settings.get("MESSAGE_CRYPTO_PASSWORD"), amqp_password) if v
         ]
 
     # --- lifecycle -------------------------------------------------------------------------------

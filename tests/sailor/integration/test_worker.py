@@ -384,3 +384,21 @@ def test_oversized_or_unserialisable_data_becomes_an_error(broker, start_worker)
     broker.publish(*input_message({"unserialisable": True}))
     _, _, raw = broker.get(errors)
     assert "not JSON serializable" in CIPHER.decrypt(json.loads(raw)["error"].encode(), 1)["message"]
+
+
+def test_unreachable_broker_fails_start_up_after_the_node_sailors_attempts(broker, platform):
+    env = worker_env(broker, platform, ELASTICIO_AMQP_URI="amqp://guest:s3cret-amqp@127.0.0.1:1/%2F")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "elasticio_sailor", "run"],
+        cwd=FIXTURE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot connect to AMQP" in done.stderr
+    assert done.stderr.count("reconnecting in") == 3, "AMQP_RECONNECT_ATTEMPTS (3) retries, then give up"
+    assert time.monotonic() - started < 30
+    assert "s3cret-amqp" not in done.stderr
