@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -126,6 +127,9 @@ class AmqpTransport:
             "product": "elasticio-sailor-py",
         }
         self._ioloop = IOLoop()
+        self._calls: deque[Callable[[], None]] = deque()
+        self._calls_lock = threading.Lock()
+        self._wake_scheduled = False
         self._thread = threading.Thread(target=self._io_run, name="sailor-amqp-io", daemon=True)
         self._ready = threading.Event()  # connection and both channels open
         self._stopped = threading.Event()  # the I/O loop has ended
@@ -203,7 +207,28 @@ class AmqpTransport:
             if future is not None:
                 future.set_exception(ConnectionLost("the AMQP transport is closed"))
             return
-        self._ioloop.add_callback_threadsafe(fn)
+        with self._calls_lock:
+            self._calls.append(fn)
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self._ioloop.add_callback_threadsafe(self._io_drain_calls)
+
+    def _io_drain_calls(self) -> None:
+        """Run the queued cross-thread calls. One wake-up serves a whole batch: under load this saves
+        a socket write and an I/O-loop turn per call, each of which may wait for the GIL."""
+        while True:
+            with self._calls_lock:
+                if not self._calls:
+                    self._wake_scheduled = False
+                    return
+                batch = list(self._calls)
+                self._calls.clear()
+            for fn in batch:
+                try:
+                    fn()
+                except Exception as exc:  # a failing call must not take the others (or the loop) down
+                    log.error("AMQP I/O call failed: %s", exc, exc_info=True)
 
     # --- I/O thread: connection lifecycle ---------------------------------------------------------
     def _io_run(self) -> None:
