@@ -11,7 +11,8 @@ Three consumers of the same pre-filled queue, one after the other, on the same b
 
 Both sailors get ``ELASTICIO_DATA_RATE_LIMIT`` raised to 1e6 (the Node default, 10 per 100 ms, would cap
 both at 100 messages/s). Messages/s is measured from the first output message to the last, so process
-start-up is not counted. Prints one line per consumer and the ratios.
+start-up is not counted. Each consumer runs --repeat times, interleaved, and the median is reported with
+the ratios.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -153,11 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", type=int, choices=(1, 2), default=1, help="message protocol version")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per consumer")
     parser.add_argument("--only", choices=("python", "raw", "node"), action="append")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (interleaved); the median is reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     kinds = args.only or ["python", "raw", "node"]
     node_sailor = ensure_node_sailor() if "node" in kinds else None
-    rates = {kind: run_one(kind, args, node_sailor) for kind in kinds}
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(max(1, args.repeat)):  # interleaved, so a noisy neighbour hits every consumer alike
+        for kind in kinds:
+            samples[kind].append(run_one(kind, args, node_sailor))
+    rates = {kind: statistics.median(values) for kind, values in samples.items()}
     ratios = {}
     if "python" in rates:
         ratios = {f"python/{k}": rates["python"] / v for k, v in rates.items() if k != "python"}
@@ -169,14 +176,18 @@ def main(argv: list[str] | None = None) -> int:
                     "prefetch": args.prefetch,
                     "version": args.version,
                     "msg_per_s": {k: round(v, 1) for k, v in rates.items()},
+                    "runs": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
                     "ratios": {k: round(v, 3) for k, v in ratios.items()},
                 }
             )
         )
         return 0
-    print(f"{args.messages} messages, prefetch {args.prefetch}, protocol v{args.version}")
+    print(
+        f"{args.messages} messages, prefetch {args.prefetch}, protocol v{args.version}, "
+        f"median of {max(1, args.repeat)}"
+    )
     for kind, rate in rates.items():
-        print(f"  {kind:7} {rate:9.0f} msg/s")
+        print(f"  {kind:7} {rate:9.0f} msg/s   (runs: {', '.join(f'{v:.0f}' for v in samples[kind])})")
     for name, ratio in ratios.items():
         print(f"  {name:12} {ratio:6.2f}")
     return 0
