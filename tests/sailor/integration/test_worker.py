@@ -194,6 +194,7 @@ def test_heartbeats_continue_during_a_slow_call(broker, start_worker):
     assert second["data"] == {"echo": True}
     logs = worker.logs()
     assert "reconnecting" not in logs and "connection lost" not in logs.lower(), logs[-2000:]
+    assert connection_heartbeats("container-" + broker.name) == ["1"], "the 1 s heartbeat was negotiated"
     assert worker.terminate() == 0
     assert broker.count(broker.input) == 0
 
@@ -214,21 +215,29 @@ def test_sigterm_finishes_messages_in_flight(broker, start_worker):
     assert "Received SIGTERM" in worker.logs()
 
 
-def close_worker_connections(container_id: str) -> int:
-    """Close our worker's broker connection(s) the way an operator would: rabbitmqctl close_connection."""
+def _worker_connections(container_id: str, column: str) -> list[str]:
+    """`column` of our worker's broker connection(s), found by connection name (rabbitmqctl)."""
     listing = subprocess.run(
-        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", column, "client_properties"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    marker = '{"connection_name","'
-    pids = [
+    return [
         line.split("\t")[0]
         for line in listing.splitlines()
-        if marker in line and f'-{container_id}"}}' in line
+        if '{"connection_name","' in line and f'-{container_id}"}}' in line
     ]
+
+
+def connection_heartbeats(container_id: str) -> list[str]:
+    return _worker_connections(container_id, "timeout")
+
+
+def close_worker_connections(container_id: str) -> int:
+    """Close our worker's broker connection(s) the way an operator would: rabbitmqctl close_connection."""
+    pids = _worker_connections(container_id, "pid")
     for pid in pids:
         subprocess.run(
             ["rabbitmqctl", "-q", "close_connection", pid, "closed by test"],
