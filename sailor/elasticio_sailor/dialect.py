@@ -14,7 +14,9 @@ thread, so a dialect may block on HTTP calls, sleep for rate limits, and so on):
 1. `execution = dialect.prepare(delivery)`: decode and decrypt the body, build the `Message`, pick
    the function, cfg and snapshot, read the incoming headers. Raise `RejectMessage(reason)` for a
    message that cannot be decoded: the worker logs it with its ids and rejects it without requeue
-   (dead-letter); nothing is published.
+   (dead-letter); nothing is published. A decodable delivery that cannot run (OIH: its secret
+   cannot be fetched) sets `execution.error` instead: the worker emits it as an error, then `end`,
+   without calling the component.
 2. The worker runs the component (`runner.run_process`). For every event the component emits,
    `dialect.publications(execution, kind, payload)` returns the AMQP messages to publish, in
    order; the worker publishes each one and waits for its broker confirm before `emit` returns
