@@ -17,7 +17,7 @@ data in memory, answers with Intercom-shaped JSON and errors, and logs every req
         fake.fail_next(500, times=2, path="/contacts/search")  # only requests whose path starts so
         fake.delay = 0.2                 # seconds to wait before each answer
         fake.requests                    # [Recorded(method, path, query, headers, body, at)], oldest first
-        fake.clear_requests()
+        fake.clear_requests(); fake.reset(seed=False)   # forget requests / everything (reuse a server)
 
 Search (POST /contacts/search, /conversations/search): nested AND/OR queries, the operators of the
 description, ``pagination: {per_page, starting_after}``, ``sort: {field, order: ascending|descending}``
@@ -206,6 +206,18 @@ class FakeIntercom:
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
+
+    def reset(self, seed: bool = False) -> None:
+        """Empty workspace, no pending faults or scrolls, default knobs: reuse one server across tests."""
+        with self._lock:
+            for store in (self.db, self._scrolls):
+                store.clear()
+            for items in (self.events, self._requests, self._faults):
+                items.clear()
+            self._archived.clear()
+            self.delay, self.now, self.per_page, self.scroll_page_size = 0.0, None, None, 15
+            if seed:
+                self.seed()
 
     def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None,
                   body: Any = None, path: str | None = None) -> None:

@@ -140,3 +140,13 @@ def test_export_download_is_gzip_bytes(http, fake):
     download = http.get(status["download_url"], headers={"Accept": "application/octet-stream"}, timeout=5)
     assert download.headers["Content-Type"] == "application/octet-stream"
     assert gzip.decompress(download.content).startswith(b"message_id,")
+
+
+def test_reset_forgets_objects_faults_and_requests(http, fake):
+    fake.add_contact(email="a@x.io")
+    fake.fail_next(500)
+    fake.per_page = 1
+    fake.reset()
+    page = http.get(fake.url + "/contacts", timeout=5).json()  # no 500: the fault is gone
+    assert page["data"] == [] and page["pages"]["per_page"] == 50
+    assert len(fake.requests) == 1
