@@ -127,7 +127,7 @@ class AmqpTransport:
             "product": "elasticio-sailor-py",
         }
         self._ioloop = IOLoop()
-        self._calls: deque[Callable[[], None]] = deque()
+        self._calls: deque[tuple[Callable[[], None], Future | None]] = deque()
         self._calls_lock = threading.Lock()
         self._wake_scheduled = False
         self._thread = threading.Thread(target=self._io_run, name="sailor-amqp-io", daemon=True)
@@ -170,13 +170,13 @@ class AmqpTransport:
     def consume(self, timeout: float = 30.0) -> None:
         """Start consuming the listen queue (and again after every reconnect); waits for consume-ok."""
         future: Future = Future()
-        self._call(lambda: self._io_start_consume(future))
+        self._call(lambda: self._io_start_consume(future), future)
         future.result(timeout)
 
     def stop_consuming(self, timeout: float = 30.0) -> None:
         """Cancel the consumer; deliveries already received are still handed over and can be settled."""
         future: Future = Future()
-        self._call(lambda: self._io_stop_consume(future))
+        self._call(lambda: self._io_stop_consume(future), future)
         try:
             future.result(timeout)
         except Exception as exc:
@@ -203,15 +203,17 @@ class AmqpTransport:
         self._thread.join(timeout)
 
     def _call(self, fn: Callable[[], None], future: Future | None = None) -> None:
-        if self._stopped.is_set():
+        with self._calls_lock:
+            stopped = self._stopped.is_set()
+            if not stopped:
+                self._calls.append((fn, future))
+                if self._wake_scheduled:
+                    return
+                self._wake_scheduled = True
+        if stopped:  # outside the lock: done-callbacks may call back into the transport
             if future is not None:
                 future.set_exception(ConnectionLost("the AMQP transport is closed"))
             return
-        with self._calls_lock:
-            self._calls.append(fn)
-            if self._wake_scheduled:
-                return
-            self._wake_scheduled = True
         self._ioloop.add_callback_threadsafe(self._io_drain_calls)
 
     def _io_drain_calls(self) -> None:
@@ -224,7 +226,7 @@ class AmqpTransport:
                     return
                 batch = list(self._calls)
                 self._calls.clear()
-            for fn in batch:
+            for fn, _future in batch:
                 try:
                     fn()
                 except Exception as exc:  # a failing call must not take the others (or the loop) down
@@ -241,7 +243,12 @@ class AmqpTransport:
         finally:
             self._ready.clear()
             self._fail_pending(ConnectionLost("the AMQP transport stopped"))
-            self._stopped.set()
+            with self._calls_lock:  # calls queued after the loop ended would never run: fail their futures
+                self._stopped.set()
+                left, self._calls = list(self._calls), deque()
+            for _fn, future in left:
+                if future is not None and not future.done():
+                    future.set_exception(ConnectionLost("the AMQP transport stopped"))
 
     def _io_connect(self) -> None:
         if self._closing:
