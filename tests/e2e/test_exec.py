@@ -249,3 +249,19 @@ def test_data_export_download_is_emitted_as_base64_gzip(fake, tmp_path):
     content = base64.b64decode(data["content"])
     assert data["contentType"] == "application/octet-stream" and data["size"] == len(content)
     assert gzip.decompress(content).startswith(b"message_id,contact_id")
+
+
+# ---- conversations: their lists carry the objects under "conversations", not "data" ----------------
+@pytest.mark.parametrize("action, msg", [
+    ("listConversations", {}),
+    ("searchConversations", {"requestBody": {"query": {"field": "updated_at", "operator": ">", "value": 0},
+                                             "pagination": {"per_page": 2}}}),
+])
+def test_conversations_are_emitted_individually_across_pages(fake, tmp_path, action, msg):
+    fake.per_page = 2
+    ids = [fake.add_conversation(updated_at=1717000000 + i)["id"] for i in range(5)]
+    code, events, _, stderr = run_exec(tmp_path, action, cfg_for(fake, emitBehaviour="emitIndividually"),
+                                       {"data": msg})
+    assert code == 0, stderr
+    assert len(fake.requests) == 3
+    assert [e["data"]["id"] for e in data_events(events)] == ids
