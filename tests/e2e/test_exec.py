@@ -265,3 +265,22 @@ def test_conversations_are_emitted_individually_across_pages(fake, tmp_path, act
     assert code == 0, stderr
     assert len(fake.requests) == 3
     assert [e["data"]["id"] for e in data_events(events)] == ids
+
+
+# ---- credentials verifier through the harness --------------------------------------------------------
+@pytest.mark.parametrize("good", [True, False])
+def test_verify_credentials_calls_me(fake, tmp_path, good):
+    token = fake.token if good else "not-the-token-Hq2"
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({**cfg_for(fake), "accessToken": token}))
+    result = subprocess.run([sys.executable, "-m", "elasticio_sailor", "verify", "--cfg", str(cfg_file),
+                             "--component", str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            check=False)
+    [request] = fake.requests
+    assert (request.method, request.path) == ("GET", "/me")
+    assert result.returncode == (0 if good else 1)
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["verified"] is good
+    if not good:
+        assert "invalid access token" in answer["reason"].lower()
+        assert token not in result.stdout + result.stderr
