@@ -605,6 +605,8 @@ class FakeIntercom:
                 raise ApiError(401)
             if raw and body is raw:
                 raise ApiError(400, "Request body is not valid JSON", "parameter_invalid")
+            if not re.fullmatch(r"\d+\.\d+|Unstable", rec.header("Intercom-Version") or "2.8"):
+                raise ApiError(400, "The requested version could not be found", "intercom_version_invalid")
             for route_method, pattern, handler in self.routes:
                 match = pattern.match(rec.path)
                 if match and route_method == method:

@@ -150,3 +150,10 @@ def test_reset_forgets_objects_faults_and_requests(http, fake):
     page = http.get(fake.url + "/contacts", timeout=5).json()  # no 500: the fault is gone
     assert page["data"] == [] and page["pages"]["per_page"] == 50
     assert len(fake.requests) == 1
+
+
+def test_an_unknown_intercom_version_is_rejected(http, fake):
+    assert http.get(fake.url + "/me", headers={"Intercom-Version": "2.8"}, timeout=5).status_code == 200
+    response = http.get(fake.url + "/me", headers={"Intercom-Version": "latest"}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "intercom_version_invalid"
