@@ -363,7 +363,7 @@ class FakeIntercom:
         for part in name.split("."):
             have = have.get(part) if isinstance(have, dict) else None
         numeric = name in dates or (isinstance(have, int | float) and not isinstance(have, bool))
-        if numeric and want is not None:
+        if numeric and (want is not None or name in dates):  # a date needs a timestamp
             try:
                 want = [int(w) for w in want] if isinstance(want, list) else int(want)
             except (TypeError, ValueError) as exc:
