@@ -317,15 +317,16 @@ class FakeIntercom:
         chunk = items[offset:offset + per_page]
         return {"type": type_, key: chunk, "total_count": len(items), "pages": pages}
 
-    def _page_list(self, items: list, q: dict) -> dict:
-        """Page-number lists (companies): pages.next is a link while more pages remain, else null."""
-        per_page = self._per_page(q.get("per_page"), 15)
+    def _page_list(self, items: list, r: Recorded, default: int = 15) -> dict:
+        """Page-number lists (companies, collections): pages.next links the next page, null on the last."""
+        q = r.query
+        per_page = self._per_page(q.get("per_page"), default)
         try:
             page = max(1, int(q.get("page") or 1))
         except ValueError as exc:
             raise ApiError(400, "page must be an integer", "parameter_invalid") from exc
         total = -(-len(items) // per_page)
-        nxt = f"{self.url}/companies/list?page={page + 1}&per_page={per_page}" if page < total else None
+        nxt = f"{self.url}{r.path}?page={page + 1}&per_page={per_page}" if page < total else None
         pages = {"type": "pages", "next": nxt, "page": page, "per_page": per_page, "total_pages": total}
         return {"type": "list", "data": items[(page - 1) * per_page:page * per_page], "pages": pages,
                 "total_count": len(items)}
@@ -439,7 +440,7 @@ class FakeIntercom:
             ("GET", "/companies/scroll", self._scroll_companies),
             ("POST", "/companies/list", lambda r: self._page_list(sorted(
                 self._all("companies"), key=lambda x: (x.get("last_request_at") or 0, x["id"]),
-                reverse=r.query.get("order", "desc") != "asc"), r.query)),
+                reverse=r.query.get("order", "desc") != "asc"), r)),
             ("GET", f"/companies/{ID}", getter("companies", "Company")),
             ("PUT", f"/companies/{ID}", lambda r, id: self._update("companies", id, "Company",
                                                                    self._body(r))),
@@ -464,7 +465,7 @@ class FakeIntercom:
                 a for a in self._all("data_attributes") if r.query.get("model") in (None, a["model"])]}),
             ("GET", "/help_center/help_centers", listing("help_centers")),
             ("GET", f"/help_center/help_centers/{ID}", getter("help_centers", "Help Center")),
-            ("GET", "/help_center/collections", cursor("collections", 50)),
+            ("GET", "/help_center/collections", lambda r: self._page_list(self._all("collections"), r, 50)),
             ("GET", f"/help_center/collections/{ID}", getter("collections", "Collection")),
             ("POST", "/events", self._create_event),
             ("POST", "/export/content/data", self._create_export),
@@ -512,7 +513,7 @@ class FakeIntercom:
                  if all(r.query.get(k) in (None, x.get(k)) for k in ("company_id", "name"))]
         if (r.query.get("company_id") or r.query.get("name")) and not items:
             raise ApiError(404, "Company Not Found")
-        return self._page_list(items, r.query)
+        return self._page_list(items, r)
 
     def _scroll_companies(self, r: Recorded) -> dict:
         param = r.query.get("scroll_param")

@@ -284,3 +284,13 @@ def test_verify_credentials_calls_me(fake, tmp_path, good):
     if not good:
         assert "invalid access token" in answer["reason"].lower()
         assert token not in result.stdout + result.stderr
+
+
+def test_help_center_collections_follow_page_numbers(fake, tmp_path):
+    fake.per_page = 2
+    ids = [fake.add_collection(name=f"Collection {i}")["id"] for i in range(5)]
+    code, events, _, stderr = run_exec(tmp_path, "listAllCollections",
+                                       cfg_for(fake, emitBehaviour="emitIndividually"), {"data": {}})
+    assert code == 0, stderr
+    assert [e["data"]["id"] for e in data_events(events)] == ids
+    assert [r.query.get("page") for r in fake.requests] == [None, "2", "3"]
