@@ -64,6 +64,13 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "listCompaniesForAContact": {"id": ("contact_id",)},
 }
 
+# Where the description's response schema contradicts its own example and Intercom's answers.
+RESPONSE_SCHEMA_OVERRIDES: dict[str, str] = {
+    # GET /conversations answers a conversation.list (items under `conversations`), as its example shows; the
+    # description points at the generic paginated_response (items under `data`).
+    "listConversations": "conversation_list",
+}
+
 BINARY_RESPONSES = {"Download_data_export"}
 
 EMIT_BEHAVIOUR_FIELD = {
@@ -196,6 +203,8 @@ class Action:
         return str(status), self.operation["responses"][status]
 
     def response_schema(self) -> dict[str, Any] | None:
+        if self.action_id in RESPONSE_SCHEMA_OVERRIDES:
+            return {"$ref": f"#/components/schemas/{RESPONSE_SCHEMA_OVERRIDES[self.action_id]}"}
         media = (self.success[1].get("content") or {}).get("application/json") or {}
         return media.get("schema")
 
