@@ -374,6 +374,14 @@ class Operation:
                                       json=request["json"], headers=request["headers"],
                                       idempotent=self.idempotent)
 
+    def _items(self, page: Any) -> list[Any]:
+        """The objects of one page. Intercom answers some lists under `data` where the description names
+        another key (listCompaniesForAContact's example and answers use `data`), so `data` is the fallback."""
+        if not isinstance(page, dict):
+            return []
+        items = page.get(self.items_key) if self.items_key in page else page.get("data")
+        return items if isinstance(items, list) else []
+
     def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
                        metadata: dict[str, Any], logger: logging.Logger) -> Iterator[dict[str, Any]]:
         key = self.items_key
@@ -384,15 +392,12 @@ class Operation:
                 yield {"data": page if page is not None else {}, "metadata": dict(page_metadata)}
         elif behaviour == "emitIndividually":
             for page in pages:
-                items = page.get(key) if isinstance(page, dict) else None
-                for item in items or ():
+                for item in self._items(page):
                     record_id = item.get("id") if isinstance(item, dict) else None
                     yield {"data": item, "metadata": self._metadata(metadata, record_id)}
         else:
             collected: list[Any] = []
             for page in pages:
-                items = page.get(key) if isinstance(page, dict) else None
-                if items:
-                    collected.extend(items)
+                collected.extend(self._items(page))
             yield {"data": {"type": "list", key: collected, "total": len(collected)},
                    "metadata": self._metadata(metadata, None)}

@@ -272,3 +272,14 @@ def test_required_body_missing_keeps_the_body_error(rsps, cfg):
     assert [(e["field"], e["rule"]) for e in info.value.errors] == [("requestBody", "required"),
                                                                     ("requestBody.role", "required")]
     assert len(rsps.calls) == 0
+
+
+def test_list_items_fall_back_to_data_when_the_named_key_is_absent(rsps, cfg):
+    """listCompaniesForAContact: the description names `companies`, Intercom answers under `data`."""
+    rsps.get(f"{US}/events", json={"type": "list", "data": [{"id": "e1"}, {"id": "e2"}]})
+    rsps.get(f"{US}/events", json={"type": "event.list", "events": [{"id": "e3"}]})
+    data = {"filter": {"user_id": "1"}, "type": "user"}
+    individually = run(EVENTS, data, {**cfg, "emitBehaviour": "emitIndividually"})
+    assert [m["data"]["id"] for m in individually] == ["e1", "e2"]
+    [everything] = run(EVENTS, data, {**cfg, "emitBehaviour": "fetchAll"})
+    assert [item["id"] for item in everything["data"]["events"]] == ["e3"]
