@@ -91,6 +91,8 @@ class FakePlatform:
                     return self._reply(200, {"id": parts[2], "keys": (body or {}).get("keys")})
                 if parts[:3] == ["sailor-support", "hooks", "task"]:
                     if method == "POST":
+                        if platform.hooks_data is not None:
+                            return self._reply(409, {"error": "startup data already exists"})
                         platform.hooks_data = body
                         return self._reply(200, body)
                     if method == "GET":

@@ -327,8 +327,13 @@ def test_startup_failure_is_reported_and_exits_1(broker, platform, start_worker)
 def test_startup_and_init_hooks_and_passthrough(broker, platform, start_worker):
     out = data_queue(broker)
     platform.step_data["is_passthrough"] = True
+    platform.hooks_data = {"left": "over"}  # a 409 on create: delete, then create again
     start_worker(ELASTICIO_STARTUP_REQUIRED="1")
     assert platform.hooks_data == {"startedBy": "script", "cfgKeys": ["_account", "apiToken", "region"]}
+    hooks = [
+        r["method"] for r in platform.requests if r["path"].startswith("/sailor-support/hooks/task/flow-1/")
+    ]
+    assert hooks == ["POST", "DELETE", "POST"]
     body, headers = input_message({"echo": True}, passthrough={"step_0": {"body": {"p": 0}}})
     broker.publish(body, headers)
     _, p, b = broker.get(out)
