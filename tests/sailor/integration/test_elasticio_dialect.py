@@ -176,3 +176,40 @@ def test_rate_limiter_spreads_bursts():
     for _ in range(7):
         limiter.acquire()
     assert time.monotonic() - started >= 0.19, "7 acquisitions at 3 per 100 ms need two more windows"
+
+
+def test_persistent_messages_and_routing_key_override():
+    d = dialect(ELASTICIO_AMQP_PERSISTENT_MESSAGES="true")
+    ex = d.prepare(delivery({"body": {}}))
+    (pub,) = d.publications(ex, "data", Message(data={"a": 1}, headers={"X-Eio-Routing-Key": "elsewhere"}))
+    assert pub.properties["delivery_mode"] == 2 and pub.routing_key == "elsewhere"
+    assert CIPHER.decrypt(pub.body, 1)["headers"] == {}
+    assert (
+        dialect()
+        .publications(d.prepare(delivery({"body": {}})), "data", {"a": 1})[0]
+        .properties["delivery_mode"]
+        == 1
+    )
+
+
+def test_passthrough_with_and_without_self():
+    incoming = {"id": "in", "body": {"x": 1}, "headers": {}, "passthrough": {"step_0": {"body": {"p": 0}}}}
+    d = dialect()
+    d.step_data["is_passthrough"] = True
+    ex = d.prepare(delivery(incoming, stepId="step_1"))
+    wire = CIPHER.decrypt(d.publications(ex, "data", {"data": {"y": 2}})[0].body, 1)
+    assert wire["passthrough"] == {
+        "step_0": {"body": {"p": 0}},
+        "step_2": {"body": {"y": 2}, "headers": {}, "attachments": {}, "metadata": {}},
+    }
+    d = dialect(ELASTICIO_NO_SELF_PASSTRHOUGH="true")
+    d.step_data["is_passthrough"] = True
+    ex = d.prepare(delivery(incoming, stepId="step_1"))
+    wire = CIPHER.decrypt(d.publications(ex, "data", {"data": {"y": 2}})[0].body, 1)
+    assert wire["passthrough"] == {
+        "step_0": {"body": {"p": 0}},
+        "step_1": {"id": "in", "body": {"x": 1}, "headers": {}},
+    }
+    d = dialect()  # not a passthrough step: the component's own passthrough (none here) is kept as is
+    ex = d.prepare(delivery(incoming))
+    assert "passthrough" not in CIPHER.decrypt(d.publications(ex, "data", {"data": {}})[0].body, 1)
