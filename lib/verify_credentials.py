@@ -28,7 +28,7 @@ def verify(cfg: dict[str, Any]) -> dict[str, Any]:
         return {"verified": False, "reason": scrub(str(exc), token)}
     except IntercomError as exc:
         if exc.status == 401:
-            reason = "Invalid access token: Intercom answered 401 unauthorized"
+            reason = "Invalid access token (Intercom answered 401 unauthorized)"
         elif exc.status == 403:
             reason = f"Access token not allowed to read the admin: Intercom answered 403 {exc.code or ''}"
         elif exc.status == 404:

@@ -282,7 +282,7 @@ def test_verify_credentials_calls_me(fake, tmp_path, good):
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["verified"] is good
     if not good:
-        assert "invalid access token" in answer["reason"].lower()
+        assert answer["reason"] == "Invalid access token (Intercom answered 401 unauthorized)"
         assert token not in result.stdout + result.stderr
 
 

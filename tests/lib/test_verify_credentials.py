@@ -27,7 +27,7 @@ def test_invalid_token(rsps, cfg):
     rsps.get(f"{US}/me", status=401, json={"type": "error.list", "request_id": "r", "errors": [
         {"code": "unauthorized", "message": "Access Token Invalid"}]})
     assert verify(cfg) == {"verified": False,
-                           "reason": "Invalid access token: Intercom answered 401 unauthorized"}
+                           "reason": "Invalid access token (Intercom answered 401 unauthorized)"}
     assert len(rsps.calls) == 1
 
 
