@@ -96,6 +96,16 @@ def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None,
     return validator
 
 
+class _HandedOver(dict):
+    """A data message whose `data` is Intercom's answer as `response.json()` decoded it, referenced nowhere
+    else (we never touch it after returning it). The class attribute tells the sailor so
+    (elasticio_sailor.message.HANDOVER_ATTR): in-process it then skips a defensive deep copy and JSON check
+    that would cost as much as decoding the page again. It is a plain dict to everyone else."""
+
+    __slots__ = ()
+    sailor_data_handover = True
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
@@ -360,7 +370,7 @@ class Operation:
                     "text": content[:10000].decode("utf-8", "replace")}
             return {"data": body, "metadata": self._metadata(metadata, None)}
         record_id = body.get("id") if isinstance(body, dict) else None
-        return {"data": body, "metadata": self._metadata(metadata, record_id)}
+        return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
     def _pages(self, client: IntercomClient, request: dict[str, Any],
                logger: logging.Logger) -> Iterator[Any]:
@@ -389,15 +399,15 @@ class Operation:
         if behaviour == "emitPage":
             page_metadata = self._metadata(metadata, None)
             for page in pages:
-                yield {"data": page if page is not None else {}, "metadata": dict(page_metadata)}
+                yield _HandedOver(data=page if page is not None else {}, metadata=dict(page_metadata))
         elif behaviour == "emitIndividually":
             for page in pages:
                 for item in self._items(page):
                     record_id = item.get("id") if isinstance(item, dict) else None
-                    yield {"data": item, "metadata": self._metadata(metadata, record_id)}
+                    yield _HandedOver(data=item, metadata=self._metadata(metadata, record_id))
         else:
             collected: list[Any] = []
             for page in pages:
                 collected.extend(self._items(page))
-            yield {"data": {"type": "list", key: collected, "total": len(collected)},
-                   "metadata": self._metadata(metadata, None)}
+            yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
+                              metadata=self._metadata(metadata, None))

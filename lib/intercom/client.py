@@ -53,6 +53,9 @@ USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}
 PAGINATION_STYLES = ("cursor", "search", "scroll", "page")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CACHE_SIZE = 64
+#: Every cfg field settings_from_cfg (and lib.intercom.regions) reads: together they determine the client.
+_SETTINGS_FIELDS = ("server", "otherServer", "accessToken", "auth_bearerAuth", "intercomVersion",
+                    "requestTimeout", "maxRetries")
 
 
 def _module_sleep(seconds: float) -> None:
@@ -161,14 +164,24 @@ class IntercomClient:
             "max_retries": int(retries),
         }
 
+    # The raw cfg values (with their types) that settings_from_cfg reads -> the client's cache key, so that
+    # a message with the same cfg as an earlier one costs a tuple and two lookups, not parsing and URL checks.
+    _settings_keys: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any]) -> IntercomClient:
         """The shared client for these credentials and settings (one Session, reused connections)."""
+        raw = tuple((type(value), value) for value in map(cfg.get, _SETTINGS_FIELDS))
+        try:
+            key = cls._settings_keys.get(raw)
+        except TypeError:  # an unhashable value (a list, a dict): settings_from_cfg will say what is wrong
+            raw, key = None, None
+        if key is not None:
+            client = cls._cache.get(key)
+            if client is not None:
+                return client
         settings = cls.settings_from_cfg(cfg)
         key = tuple(settings.values())
-        client = cls._cache.get(key)
-        if client is not None:
-            return client
         with cls._cache_lock:
             client = cls._cache.get(key)
             if client is None:
@@ -176,6 +189,10 @@ class IntercomClient:
                     cls._cache.pop(next(iter(cls._cache)))
                 client = cls(**settings)
                 cls._cache[key] = client
+            if raw is not None:
+                if len(cls._settings_keys) >= 4 * _CACHE_SIZE:
+                    cls._settings_keys.pop(next(iter(cls._settings_keys)))
+                cls._settings_keys[raw] = key
             return client
 
     @classmethod
@@ -183,6 +200,7 @@ class IntercomClient:
         """Forget cached clients (tests; credential rotation)."""
         with cls._cache_lock:
             cls._cache.clear()
+            cls._settings_keys.clear()
 
     # ---------------------------------------------------------------------------------------- calls
     def _url(self, path: str) -> str:

@@ -4,7 +4,6 @@ In-process use (tests, benchmarks): `execute(function, msg, cfg)` returns the em
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from .component import Component, ComponentError
 from .logs import get_logger
-from .message import Message
+from .message import Message, json_copy
 from .runner import (
     Outcome,
     PayloadError,
@@ -27,21 +26,37 @@ __all__ = ["Component", "ComponentError", "Message", "component_at", "event_dict
 
 _components: dict[str, tuple[int, Component]] = {}
 _components_lock = threading.Lock()
+#: (cwd or "" when absolute, component_dir) -> (resolved root, its component.json): resolved once
+_roots: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def component_at(component_dir: str | os.PathLike = ".") -> Component:
-    """The Component for a root, re-read only when its component.json changes (cheap per call)."""
-    root = Path(component_dir).resolve()
+    """The Component for a root, re-read only when its component.json changes (one stat per call)."""
+    given = os.fspath(component_dir)
+    key = ("" if os.path.isabs(given) else os.getcwd(), given)
+    paths = _roots.get(key)
+    if paths is None:
+        root = Path(given).resolve()
+        paths = _roots[key] = (str(root), str(root / "component.json"))
+    root_str, descriptor = paths
     try:
-        mtime = (root / "component.json").stat().st_mtime_ns
+        mtime = os.stat(descriptor).st_mtime_ns
     except OSError:
-        return Component(root)  # raises the clear ComponentError
-    with _components_lock:
-        cached = _components.get(str(root))
-        if cached is None or cached[0] != mtime:
-            cached = (mtime, Component(root))
-            _components[str(root)] = cached
+        return Component(root_str)  # raises the clear ComponentError
+    cached = _components.get(root_str)
+    if cached is not None and cached[0] == mtime:
         return cached[1]
+    with _components_lock:
+        cached = _components.get(root_str)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, Component(root_str))
+            _components[root_str] = cached
+        return cached[1]
+
+
+_NOTHING = object()
+_EVENT_KEYS = {"snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
+               "updateKeys": "keys", "httpReply": "reply"}
 
 
 def event_dict(kind: str, payload: Any) -> dict:
@@ -49,20 +64,26 @@ def event_dict(kind: str, payload: Any) -> dict:
 
     The error's stack is left out (it is in the log). Copying at emit time mirrors the wire (a
     component may reuse and mutate what it emitted) and fails early, at the emit, on data that
-    could not be published.
+    could not be published. `json_copy` gives json.loads(json.dumps(...))'s answer at a third of its
+    cost; data a component handed over (decoded JSON nothing else references, see message.HANDOVER_ATTR)
+    is neither checked nor copied: that would cost as much as decoding it again.
     """
+    handed_over: Any = _NOTHING
     if kind == "data":
         body: dict = payload.to_dict()
+        if payload.data_handed_over:
+            handed_over = body.pop("data")
     elif kind == "error":
         body = {"error": {k: v for k, v in payload.items() if k != "stack"}}  # the traceback is in the log
     else:
-        key = {"snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
-               "updateKeys": "keys", "httpReply": "reply"}[kind]
-        body = {key: payload}
+        body = {_EVENT_KEYS[kind]: payload}
     try:
-        return {"event": kind, **json.loads(json.dumps(body))}
+        body = json_copy(body)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"emit({kind!r}) payload is not JSON-serialisable: {exc}") from None
+    if handed_over is not _NOTHING:
+        return {"event": kind, "data": handed_over, **body}
+    return {"event": kind, **body}
 
 
 def _has_init(component: Component, function: str) -> bool:
@@ -101,7 +122,8 @@ def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapsh
             get_logger(f"component.{function}").error("init hook failed: %s", exc, exc_info=True)
             events.append(event_dict("error", error_payload(exc, secrets)))
             return events, state["snapshot"], Outcome(errors=1, emitted=1)
-    outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables)
+    outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables,
+                          secrets=secrets)
     return events, state["snapshot"], outcome
 
 

@@ -42,6 +42,10 @@ class Component:
             raise ComponentError(f"cannot read {path}: {exc}") from None
         if not isinstance(self.descriptor, dict):
             raise ComponentError(f"{path} does not hold a JSON object")
+        # Per function / per main path: the module and dotted name, found once (a new component.json
+        # means a new Component, see component_at), so a call costs no stat or path parsing.
+        self._function_modules: dict[str, ModuleType] = {}
+        self._dotted_names: dict[str, str] = {}
 
     # --- descriptor --------------------------------------------------------------------------
     @property
@@ -87,10 +91,14 @@ class Component:
     # --- modules -----------------------------------------------------------------------------
     def load_module(self, name: str) -> ModuleType:
         """The module of trigger/action `name` (imported once per process)."""
+        module = self._function_modules.get(name)
+        if module is not None:
+            return module
         main = self.function_spec(name).get("main")
         if not main:
             raise ComponentError(f"{name!r} has no 'main' in component.json")
-        return self.import_path(main, what=repr(name))
+        module = self._function_modules[name] = self.import_path(main, what=repr(name))
+        return module
 
     def import_path(self, rel_path: str, what: str = "module") -> ModuleType:
         """Import a .py path relative to the root as a dotted module (cached, thread-safe)."""
@@ -107,6 +115,12 @@ class Component:
         return module
 
     def _dotted(self, rel_path: str, what: str) -> str:
+        dotted = self._dotted_names.get(rel_path)
+        if dotted is None:
+            dotted = self._dotted_names[rel_path] = self._find_dotted(rel_path, what)
+        return dotted
+
+    def _find_dotted(self, rel_path: str, what: str) -> str:
         rel = rel_path.replace("\\", "/")
         while rel.startswith("./"):
             rel = rel[2:]

@@ -179,11 +179,16 @@ def collect_secrets(component: Component, cfg: Any) -> set[str]:
 
 def run_process(component: Component, function: str, msg: Any, cfg: dict | None, snapshot: dict | None,
                 emit: EmitCallback, logger: logging.Logger | None = None, *,
-                flow_variables: dict | None = None) -> Outcome:
-    """Call `function`'s process(self, msg, cfg, snapshot) and emit what it produces, then `end` once."""
+                flow_variables: dict | None = None, secrets: set[str] | None = None) -> Outcome:
+    """Call `function`'s process(self, msg, cfg, snapshot) and emit what it produces, then `end` once.
+
+    `secrets`: what `collect_secrets(component, cfg)` returned, when the caller has already called it.
+    """
     cfg = cfg or {}
     logger = logger or get_logger(f"component.{function}")
-    ctx = ProcessContext(emit, logger, cfg, collect_secrets(component, cfg), flow_variables)
+    if secrets is None:
+        secrets = collect_secrets(component, cfg)
+    ctx = ProcessContext(emit, logger, cfg, secrets, flow_variables)
     try:
         process = getattr(component.load_module(function), "process", None)
         if not callable(process):
