@@ -233,6 +233,7 @@ class Operation:
         self.idempotent = idempotent
         self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
         self.response = response
+        self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
         self._param_names = frozenset(self.path_params + self.query_params + self.header_params) | alias_names
@@ -298,7 +299,8 @@ class Operation:
                 raise ValidationError(self.action_id, [
                     {"field": n, "rule": "required", "message": "path parameter is required"}
                     for n in missing])
-            path = _PATH_PARAM.sub(lambda m: quote(str(data[m.group(1)]), safe=""), path)
+            path = "".join(part if i % 2 == 0 else quote(str(data[part]), safe="")
+                           for i, part in enumerate(self._path_parts))
         params: list[tuple[str, Any]] = []
         for name in self.query_params:
             value = data.get(name)

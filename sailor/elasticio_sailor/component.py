@@ -46,6 +46,7 @@ class Component:
         # means a new Component, see component_at), so a call costs no stat or path parsing.
         self._function_modules: dict[str, ModuleType] = {}
         self._dotted_names: dict[str, str] = {}
+        self._secret_fields: tuple[str, ...] | None = None
 
     # --- descriptor --------------------------------------------------------------------------
     @property
@@ -84,9 +85,12 @@ class Component:
         A select's value (a region URL, an API version) is not a secret, and masking it would hide
         it from every error message; anything typed in by the user may be.
         """
-        fields = (self.descriptor.get("credentials") or {}).get("fields") or {}
-        return [name for name, spec in fields.items()
-                if not (isinstance(spec, dict) and spec.get("viewClass") in NON_SECRET_VIEWS)]
+        if self._secret_fields is None:  # asked for on every message; component.json does not change
+            fields = (self.descriptor.get("credentials") or {}).get("fields") or {}
+            self._secret_fields = tuple(
+                name for name, spec in fields.items()
+                if not (isinstance(spec, dict) and spec.get("viewClass") in NON_SECRET_VIEWS))
+        return list(self._secret_fields)
 
     # --- modules -----------------------------------------------------------------------------
     def load_module(self, name: str) -> ModuleType:

@@ -61,7 +61,27 @@ def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
     http(s) URL in a credential field (a custom server) is no secret and stays readable in errors;
     the password of a URL with user info is one.
     """
-    fields = set(credential_fields)
+    fields = tuple(credential_fields)
+    try:  # the same flat cfg arrives with every message of a step: its answer is remembered
+        key: Any = (fields, tuple(cfg.items()), tuple(map(type, cfg))) if type(cfg) is dict else None
+        cached = _secret_values_cache.get(key) if key is not None else None
+    except TypeError:  # a nested (unhashable) value: walk it every time
+        key = cached = None
+    if cached is not None:
+        return set(cached)
+    found = _secret_values(cfg, frozenset(fields))
+    if key is not None:
+        if len(_secret_values_cache) >= _SECRET_VALUES_CACHE_SIZE:
+            _secret_values_cache.pop(next(iter(_secret_values_cache)), None)
+        _secret_values_cache[key] = frozenset(found)
+    return found
+
+
+_secret_values_cache: dict[Any, frozenset[str]] = {}
+_SECRET_VALUES_CACHE_SIZE = 256
+
+
+def _secret_values(cfg: Any, fields: frozenset[str]) -> set[str]:
     found: set[str] = set()
 
     def walk(value: Any, key: str | None) -> None:
@@ -237,7 +257,14 @@ def setup_logging(stream: Any = None, level: int | str | None = None) -> logging
 
 def get_logger(name: str) -> logging.Logger:
     """A logger that redacts its own records even when no sailor handler is installed (e.g. under pytest)."""
+    logger = _loggers.get(name)
+    if logger is not None and logger.filters and type(logger.filters[-1]) is RedactingFilter:
+        return logger  # asked for on every message: the common case costs a lookup
     logger = logging.getLogger(name)
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
+    _loggers[name] = logger
     return logger
+
+
+_loggers: dict[str, logging.Logger] = {}

@@ -108,3 +108,46 @@ def test_module_of_a_function_is_found_once_and_errors_are_not_cached(tmp_path):
         c.load_module("late")
     (c.root / pkg / "late.py").write_text("Y = 2\n")
     assert c.load_module("late").Y == 2
+
+
+def test_secret_values_cached_answer_equals_the_walk():
+    from elasticio_sailor import logs
+    cfg = {"apiSecretValue": "s3cr3t-T0ken", "server": "https://u:pw-1234@h.example", "n": 30,
+           "accessToken": "tok-12345"}
+    fields = ("apiSecretValue", "server")
+    expected = logs._secret_values(cfg, frozenset(fields))
+    assert expected == {"s3cr3t-T0ken", "pw-1234", "tok-12345"}
+    first = logs.secret_values(cfg, fields)
+    first.add("caller's own")  # the caller may change its set; the cache does not see it
+    assert logs.secret_values(dict(cfg), list(fields)) == expected
+    assert logs.secret_values({**cfg, "accessToken": "tok-67890"}, fields) == (expected - {"tok-12345"}) | {
+        "tok-67890"}
+    assert logs.secret_values(cfg, ("apiSecretValue",)) == {"s3cr3t-T0ken", "tok-12345"}
+    nested = {"auth": {"password": "hunter22"}, "list": ["x"]}  # unhashable: walked every time
+    assert logs.secret_values(nested) == {"hunter22"}
+    nested["auth"]["password"] = "hunter33"
+    assert logs.secret_values(nested) == {"hunter33"}
+
+
+def test_fast_deepcopy_equals_deepcopy():
+    import copy
+
+    from elasticio_sailor.runner import _deepcopy
+    flat = {"a": "x", "b": 1, "c": None, "d": 2.5, "e": True}
+    out = _deepcopy(flat)
+    assert out == copy.deepcopy(flat) and out is not flat
+    nested = {"a": {"b": [1]}, "t": (1, [2])}
+    out = _deepcopy(nested)
+    assert out == nested and out["a"] is not nested["a"] and out["t"][1] is not nested["t"][1]
+
+
+def test_get_logger_keeps_its_redacting_filter():
+    import logging
+
+    from elasticio_sailor.logs import RedactingFilter, get_logger
+    logger = get_logger("fast-path-test")
+    assert get_logger("fast-path-test") is logger is logging.getLogger("fast-path-test")
+    for f in list(logger.filters):
+        logger.removeFilter(f)
+    assert any(isinstance(f, RedactingFilter) for f in get_logger("fast-path-test").filters)
+    assert sum(isinstance(f, RedactingFilter) for f in get_logger("fast-path-test").filters) == 1
