@@ -39,14 +39,26 @@ if it raises, the worker publishes `startup_error(exc)` (when there is a broker)
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .logs import get_logger, redact
+from .runner import error_payload
+
 if TYPE_CHECKING:  # pragma: no cover
+    from .crypto import MessageCipher
     from .message import Message
+
+log = get_logger("elasticio_sailor.dialect")
+
+HEADER_ROUTING_KEY = "x-eio-routing-key"
+META_PREFIX = "x-eio-meta-"
 
 
 class RejectMessage(Exception):
@@ -171,3 +183,131 @@ class RateLimiter:
                     return
                 wait = self.interval - (now - self._times[0])
             time.sleep(max(wait, 0.0005))
+
+
+# --- protocol rules both dialects share (the ferryman is a fork of the elastic.io sailor) -------------
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def js_number(value: Any) -> float:
+    """JavaScript ``Number(value)`` for the header types pika hands us."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0.0
+        try:
+            return float(int(text, 0)) if text[:2].lower() in ("0x", "0o", "0b") else float(text)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def incoming_protocol_version(headers: Mapping[str, Any]) -> int:
+    """``Number(headers.protocolVersion || 1) < 2`` means v1 (base64); anything else (NaN too) v2."""
+    version = js_number(headers.get("protocolVersion") or 1)
+    return 1 if version < 2 else 2
+
+
+def format_error(err: Any) -> dict[str, Any]:
+    """The sailors' formatError: ``{name, message, stack}`` plus any extra details, in that order."""
+    if isinstance(err, BaseException):
+        err = error_payload(err)
+    if isinstance(err, Mapping) and "message" in err:
+        out = {
+            "name": err.get("name") or "Error",
+            "message": err.get("message"),
+            "stack": err.get("stack") or "Not Available",
+        }
+        out.update((k, v) for k, v in err.items() if k not in out)
+        return out
+    return {"name": "Error", "message": err or "Not Available", "stack": "Not Available"}
+
+
+def read_incoming_headers(headers: Mapping[str, Any], step_id: Any, **extra: Any) -> dict[str, Any]:
+    """readIncomingMessageHeaders: stepId, x-eio-meta-* (lower-cased), threadId, ids, `extra`, reply_to.
+
+    The dialects differ only in where stepId comes from (E: the header, O: the token) and in O's
+    rebound headers, passed as `extra`.
+    """
+    meta = {k.lower(): v for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
+    result: dict[str, Any] = {
+        "stepId": step_id,
+        **meta,
+        "threadId": headers.get("threadId") or meta.get(META_PREFIX + "trace-id"),
+        "messageId": headers.get("messageId"),
+        "parentMessageId": headers.get("parentMessageId"),
+        **extra,
+    }
+    if not result["threadId"]:
+        result["threadId"] = str(uuid.uuid4())
+    if headers.get("reply_to"):
+        result["reply_to"] = headers["reply_to"]
+    return result
+
+
+def split_routing_key(body_headers: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The body header x-eio-routing-key (any case) and the body headers without it."""
+    routing_key = None
+    rest: dict[str, Any] = {}
+    for key, value in body_headers.items():
+        if str(key).lower() == HEADER_ROUTING_KEY:
+            routing_key = value  # the last one wins, as in a lower-cased copy of the object
+        else:
+            rest[key] = value
+    return routing_key, rest
+
+
+def size_error(body: bytes, limit: int) -> dict[str, Any] | None:
+    """OUTGOING_MESSAGE_SIZE_LIMIT, checked on the encrypted bytes: the error to emit instead, or None."""
+    if len(body) > limit:
+        return {"name": "Error", "message": f"Outgoing message size {len(body)} exceeds limit of {limit}."}
+    return None
+
+
+def next_rebound_iteration(previous: Any) -> int:
+    """The incoming reboundIteration + 1 when it is a (non-zero) integer, else 1 (a string resets it)."""
+    return previous + 1 if isinstance(previous, int) and not isinstance(previous, bool) and previous else 1
+
+
+def rebound_expiration(iteration: int, initial_ms: int) -> str:
+    """The AMQP `expiration` of a rebound: doubling per iteration, as a string of milliseconds."""
+    return str(2 ** (iteration - 1) * initial_ms)
+
+
+def error_body(
+    cipher: MessageCipher, err: Any, original: Delivery | None, secrets: list[str]
+) -> tuple[dict[str, Any], str]:
+    """sendError's ``{error, errorInput}`` and the encrypted error text (also the error reply's body).
+
+    `error` is the redacted ``{name, message, stack, ...}`` encrypted as v1 (base64); `errorInput` is
+    a v1 input as received, or a v2 input decrypted and re-encrypted as v1.
+    """
+    encrypted_error = cipher.encrypt(redact(format_error(err), secrets), 1).decode("utf-8")
+    body: dict[str, Any] = {"error": encrypted_error}
+    if original is not None and original.body:
+        if incoming_protocol_version(original.headers or {}) >= 2:
+            try:
+                body["errorInput"] = cipher.encrypt(cipher.decrypt(original.body, 2), 1).decode("utf-8")
+            except Exception as exc:  # the input was decoded once; never lose the error over it
+                log.warning("cannot re-encrypt the error input: %s", type(exc).__name__)
+        else:
+            body["errorInput"] = original.body.decode("utf-8", "replace")
+    return body, encrypted_error
+
+
+def valid_snapshot_update(payload: Any) -> bool:
+    """updateSnapshot takes a plain object without ``$set``; anything else is logged and dropped."""
+    if not isinstance(payload, dict):
+        log.error("You should pass an object to the `updateSnapshot` event")
+        return False
+    if "$set" in payload:
+        log.warning("ERROR: $set is not supported any more in `updateSnapshot` event")
+        return False
+    return True

@@ -22,73 +22,44 @@ section 9.8), and the error object carries the component's ``to_dict()`` details
 from __future__ import annotations
 
 import copy
-import math
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from .crypto import MessageCipher, js_json_dumps
-from .dialect import AmqpSettings, Delivery, Execution, Publication, RateLimiter, RejectMessage
-from .logs import get_logger, redact
+from .dialect import (
+    AmqpSettings,
+    Delivery,
+    Execution,
+    Publication,
+    RateLimiter,
+    RejectMessage,
+    error_body,
+    format_error,
+    incoming_protocol_version,
+    js_number,
+    next_rebound_iteration,
+    now_ms,
+    read_incoming_headers,
+    rebound_expiration,
+    size_error,
+    split_routing_key,
+    valid_snapshot_update,
+)
+from .logs import get_logger
 from .message import Message
 from .platform_api import PlatformApi, PlatformApiError
-from .runner import error_payload, run_hook
+from .runner import run_hook
 from .settings import camel_case
 
 log = get_logger("elasticio_sailor.elasticio")
 
-HEADER_ROUTING_KEY = "x-eio-routing-key"
 HEADER_ERROR_RESPONSE = "x-eio-error-response"
-META_PREFIX = "x-eio-meta-"
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def js_number(value: Any) -> float:
-    """JavaScript ``Number(value)`` for the header types pika hands us."""
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return 0.0
-        try:
-            return float(int(text, 0)) if text[:2].lower() in ("0x", "0o", "0b") else float(text)
-        except ValueError:
-            return math.nan
-    return math.nan
-
-
-def incoming_protocol_version(headers: Mapping[str, Any]) -> int:
-    """``Number(headers.protocolVersion || 1) < 2`` means v1 (base64); anything else (NaN too) v2."""
-    version = js_number(headers.get("protocolVersion") or 1)
-    return 1 if version < 2 else 2
-
-
-def format_error(err: Any) -> dict[str, Any]:
-    """The Node sailor's formatError: ``{name, message, stack}`` plus any extra details, in that order."""
-    if isinstance(err, BaseException):
-        err = error_payload(err)
-    if isinstance(err, Mapping) and "message" in err:
-        out = {
-            "name": err.get("name") or "Error",
-            "message": err.get("message"),
-            "stack": err.get("stack") or "Not Available",
-        }
-        out.update((k, v) for k, v in err.items() if k not in out)
-        return out
-    return {"name": "Error", "message": err or "Not Available", "stack": "Not Available"}
 
 
 class ElasticioDialect:
@@ -259,21 +230,10 @@ class ElasticioDialect:
             body["errorInput"] = self.cipher.decrypt(str(body["errorInput"]).encode(), 1)
         return {"body": body, "headers": dict(delivery.headers or {})}
 
-    def _incoming_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
-        """readIncomingMessageHeaders: stepId, x-eio-meta-* (lower-cased), threadId, ids, reply_to."""
-        meta = {k.lower(): v for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
-        result: dict[str, Any] = {
-            "stepId": headers.get("stepId"),
-            **meta,
-            "threadId": headers.get("threadId") or meta.get(META_PREFIX + "trace-id"),
-            "messageId": headers.get("messageId"),
-            "parentMessageId": headers.get("parentMessageId"),
-        }
-        if not result["threadId"]:
-            result["threadId"] = str(uuid.uuid4())
-        if headers.get("reply_to"):
-            result["reply_to"] = headers["reply_to"]
-        return result
+    @staticmethod
+    def _incoming_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+        """readIncomingMessageHeaders, with stepId from the incoming header."""
+        return read_incoming_headers(headers, headers.get("stepId"))
 
     def _identity_headers(self) -> dict[str, Any]:
         s = self.s
@@ -348,19 +308,7 @@ class ElasticioDialect:
         The Node sailor awaits the error throttle before its error publish but not before the reply,
         so a throttled error (an emitted one) reaches reply_to first; `reply_first` keeps that order.
         """
-        error = redact(format_error(err), secrets)
-        encrypted_error = self.cipher.encrypt(error, 1).decode("ascii")
-        payload: dict[str, Any] = {"error": encrypted_error}
-        if original is not None and original.body:
-            if incoming_protocol_version(original.headers or {}) >= 2:
-                try:
-                    payload["errorInput"] = self.cipher.encrypt(
-                        self.cipher.decrypt(original.body, 2), 1
-                    ).decode("ascii")
-                except Exception as exc:  # the input was decoded once; never lose the error over it
-                    log.warning("cannot re-encrypt the error input: %s", type(exc).__name__)
-            else:
-                payload["errorInput"] = original.body.decode("utf-8", "replace")
+        payload, encrypted_error = error_body(self.cipher, err, original, secrets)
         headers = {**headers}
         headers.setdefault("messageId", str(uuid.uuid4()))
         props = self._properties()
@@ -381,7 +329,7 @@ class ElasticioDialect:
                 Publication(
                     self.s["PUBLISH_MESSAGES_TO"],
                     str(reply_to),
-                    encrypted_error.encode("ascii"),
+                    encrypted_error.encode("utf-8"),
                     {**headers, HEADER_ERROR_RESPONSE: True},
                     dict(props),
                     kind="error reply",
@@ -412,21 +360,14 @@ class ElasticioDialect:
             else:
                 own = {k: v for k, v in data.items() if k != "passthrough"}
                 data["passthrough"] = {**state["passthrough"], self.s["STEP_ID"]: own}
-        lowered = {k.lower(): v for k, v in data["headers"].items()}
-        routing_key = lowered.get(HEADER_ROUTING_KEY) or self.s["DATA_ROUTING_KEY"]
-        data["headers"] = {k: v for k, v in data["headers"].items() if k.lower() != HEADER_ROUTING_KEY}
+        routing_key, data["headers"] = split_routing_key(data["headers"])
+        routing_key = routing_key or self.s["DATA_ROUTING_KEY"]
         headers["protocolVersion"] = self.s["PROTOCOL_VERSION"]
         version = 1 if js_number(self.s["PROTOCOL_VERSION"]) < 2 else 2
         body = self.cipher.encrypt(data, version)
-        if len(body) > self.s["OUTGOING_MESSAGE_SIZE_LIMIT"]:
-            return self._fail(
-                execution,
-                {
-                    "name": "Error",
-                    "message": f"Outgoing message size {len(body)} "
-                    f"exceeds limit of {self.s['OUTGOING_MESSAGE_SIZE_LIMIT']}.",
-                },
-            )
+        too_big = size_error(body, self.s["OUTGOING_MESSAGE_SIZE_LIMIT"])
+        if too_big:
+            return self._fail(execution, too_big)
         self.throttles["data"].acquire()
         return [
             Publication(
@@ -444,10 +385,7 @@ class ElasticioDialect:
         delivery = execution.delivery
         reason = format_error(payload)["message"]
         original = dict(delivery.headers or {})
-        previous = original.get("reboundIteration")
-        iteration = (
-            previous + 1 if isinstance(previous, int) and not isinstance(previous, bool) and previous else 1
-        )
+        iteration = next_rebound_iteration(original.get("reboundIteration"))
         if iteration > self.s["REBOUND_LIMIT"]:
             # As the Node sailor: an error event, but not counted as one, so the delivery is acked.
             return self._error_publications(
@@ -459,7 +397,7 @@ class ElasticioDialect:
         headers = {**original, "end": now_ms(), "reboundReason": reason, "reboundIteration": iteration}
         props = {
             **delivery.properties,
-            "expiration": str(2 ** (iteration - 1) * self.s["REBOUND_INITIAL_EXPIRATION"]),
+            "expiration": rebound_expiration(iteration, self.s["REBOUND_INITIAL_EXPIRATION"]),
             "delivery_mode": 2 if self.s["AMQP_PERSISTENT_MESSAGES"] else 1,
         }
         return [
@@ -491,11 +429,7 @@ class ElasticioDialect:
         return [self._snapshot_publication(execution, payload, "snapshot")]
 
     def _update_snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
-        if not isinstance(payload, dict):
-            log.error("You should pass an object to the `updateSnapshot` event")
-            return []
-        if "$set" in payload:
-            log.warning("ERROR: $set is not supported any more in `updateSnapshot` event")
+        if not valid_snapshot_update(payload):
             return []
         with self._snapshot_lock:
             if not isinstance(self.snapshot, dict):
@@ -525,20 +459,12 @@ class ElasticioDialect:
                 },
             )
         reply = dict(payload or {})
-        reply["headers"] = {
-            k: v for k, v in (reply.get("headers") or {}).items() if k.lower() != HEADER_ROUTING_KEY
-        }
+        _, reply["headers"] = split_routing_key(reply.get("headers") or {})
         headers["protocolVersion"] = 1
         body = self.cipher.encrypt(reply, 1)
-        if len(body) > self.s["OUTGOING_MESSAGE_SIZE_LIMIT"]:
-            return self._fail(
-                execution,
-                {
-                    "name": "Error",
-                    "message": f"Outgoing message size {len(body)} "
-                    f"exceeds limit of {self.s['OUTGOING_MESSAGE_SIZE_LIMIT']}.",
-                },
-            )
+        too_big = size_error(body, self.s["OUTGOING_MESSAGE_SIZE_LIMIT"])
+        if too_big:
+            return self._fail(execution, too_big)
         return [
             Publication(
                 self.s["PUBLISH_MESSAGES_TO"],

@@ -35,15 +35,31 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from ..crypto import MessageCipher, js_json_dumps
-from ..dialect import AmqpSettings, Delivery, Execution, Publication, RateLimiter, RejectMessage
-from ..elasticio import format_error, incoming_protocol_version
-from ..logs import get_logger, redact, register_secrets
+from ..dialect import (
+    HEADER_ROUTING_KEY,
+    AmqpSettings,
+    Delivery,
+    Execution,
+    Publication,
+    RateLimiter,
+    RejectMessage,
+    error_body,
+    format_error,
+    incoming_protocol_version,
+    next_rebound_iteration,
+    now_ms,
+    read_incoming_headers,
+    rebound_expiration,
+    size_error,
+    split_routing_key,
+    valid_snapshot_update,
+)
+from ..logs import get_logger, register_secrets
 from ..message import Message
 from . import transform
 from .services import OihServices, SecretError, now_iso, provenance_event, secret_values
@@ -52,14 +68,8 @@ from .token import InvalidToken, OrchestratorToken, token_from_headers
 
 log = get_logger("elasticio_sailor.oih")
 
-HEADER_ROUTING_KEY = "x-eio-routing-key"
-META_PREFIX = "x-eio-meta-"
 FUNCTION_COMPLETE = "function complete"
 CIPHER_ID = 1  # the ferryman's `cid` header (cipher.id)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PreparationError(Exception):
@@ -237,23 +247,11 @@ class OihDialect:
             out["headers"] = original.get("headers") or {}
         return out
 
-    def _incoming_headers(self, headers: Mapping[str, Any], token: OrchestratorToken) -> dict[str, Any]:
-        """readIncomingMessageHeaders: stepId, x-eio-meta-* (lower-cased), threadId, ids, rebound info."""
-        meta = {k.lower(): v for k, v in headers.items() if k.lower().startswith(META_PREFIX)}
-        result: dict[str, Any] = {
-            "stepId": token.step_id,
-            **meta,
-            "threadId": headers.get("threadId") or meta.get(META_PREFIX + "trace-id"),
-            "messageId": headers.get("messageId"),
-            "parentMessageId": headers.get("parentMessageId"),
-            "reboundReason": headers.get("reboundReason"),
-            "reboundIteration": headers.get("reboundIteration"),
-        }
-        if not result["threadId"]:
-            result["threadId"] = str(uuid.uuid4())
-        if headers.get("reply_to"):
-            result["reply_to"] = headers["reply_to"]
-        return result
+    @staticmethod
+    def _incoming_headers(headers: Mapping[str, Any], token: OrchestratorToken) -> dict[str, Any]:
+        """readIncomingMessageHeaders, with stepId from the token and the rebound headers kept."""
+        return read_incoming_headers(headers, token.step_id, reboundReason=headers.get("reboundReason"),
+                                     reboundIteration=headers.get("reboundIteration"))
 
     def _link_incoming(self, payload: dict[str, Any], token: OrchestratorToken) -> None:
         """idLinking before the component: give it the recordUid this application has for the record."""
@@ -307,17 +305,7 @@ class OihDialect:
                            secrets: list[str]) -> Publication:
         """sendError: `{error, errorInput}`; `error` is the (encrypted, here plain) JSON text of
         {name, message, stack, ...details}, `errorInput` the input as received (v1) or re-encoded (v2)."""
-        error = redact(format_error(err), secrets)
-        body: dict[str, Any] = {"error": self.cipher.encrypt(error, 1).decode("utf-8")}
-        if original is not None and original.body:
-            if incoming_protocol_version(original.headers or {}) >= 2:
-                try:
-                    decoded = self.cipher.decrypt(original.body, 2)
-                    body["errorInput"] = self.cipher.encrypt(decoded, 1).decode()
-                except Exception as exc:  # never lose the error over its input
-                    log.warning("cannot re-encode the error input: %s", type(exc).__name__)
-            else:
-                body["errorInput"] = original.body.decode("utf-8", "replace")
+        body, _ = error_body(self.cipher, err, original, secrets)
         return Publication(self.s.backchannel_exchange, self.s.error_routing_key,
                            js_json_dumps(body).encode("utf-8"), headers, self._properties(), kind="error")
 
@@ -377,15 +365,13 @@ class OihDialect:
             pubs += self._provenance(execution, data, saved_meta, headers)
 
         body_headers = data.get("headers") if isinstance(data.get("headers"), dict) else {}
-        lowered = {str(k).lower(): v for k, v in body_headers.items()}
-        routing_key = lowered.get(HEADER_ROUTING_KEY) or self.s.output_routing_key
-        data["headers"] = {k: v for k, v in body_headers.items() if str(k).lower() != HEADER_ROUTING_KEY}
+        routing_key, data["headers"] = split_routing_key(body_headers)
+        routing_key = routing_key or self.s.output_routing_key
         headers["protocolVersion"] = self.s.protocol_version
         body = self.cipher.encrypt(data, 1 if self.s.protocol_version < 2 else 2)
-        if len(body) > self.s.outgoing_message_size_limit:
-            limit = self.s.outgoing_message_size_limit
-            return pubs + self._fail(execution, {"name": "Error", "message": f"Outgoing message size "
-                                                 f"{len(body)} exceeds limit of {limit}."})
+        too_big = size_error(body, self.s.outgoing_message_size_limit)
+        if too_big:
+            return pubs + self._fail(execution, too_big)
         self.throttles["data"].acquire()
         pubs.append(Publication(self.s.backchannel_exchange, str(routing_key), body, headers,
                                 self._properties(), kind="data"))
@@ -447,14 +433,12 @@ class OihDialect:
         delivery = execution.delivery
         reason = format_error(payload)["message"]
         headers = self._headers(execution, end=now_ms(), reboundReason=reason)
-        previous = (delivery.headers or {}).get("reboundIteration")
-        numeric = isinstance(previous, int) and not isinstance(previous, bool)
-        iteration = previous + 1 if numeric and previous else 1
+        iteration = next_rebound_iteration((delivery.headers or {}).get("reboundIteration"))
         if iteration > self.s.rebound_limit:
             return [self._error_publication({"name": "Error", "message": "Rebound limit exceeded"}, headers,
                                             delivery, execution.secrets)]
         headers["reboundIteration"] = iteration
-        props = self._properties(expiration=str(2 ** (iteration - 1) * self.s.rebound_initial_expiration))
+        props = self._properties(expiration=rebound_expiration(iteration, self.s.rebound_initial_expiration))
         return [Publication(self.s.node_exchange, self.s.rebound_routing_key, delivery.body, headers, props,
                             kind="rebound")]
 
@@ -472,11 +456,7 @@ class OihDialect:
                             kind="snapshot")]
 
     def _update_snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
-        if not isinstance(payload, dict):
-            log.error("You should pass an object to the `updateSnapshot` event")
-            return []
-        if "$set" in payload:
-            log.warning("ERROR: $set is not supported any more in `updateSnapshot` event")
+        if not valid_snapshot_update(payload):
             return []
         token: OrchestratorToken = execution.state["token"]
         headers = self._headers(execution, snapshotEvent="updateSnapshot", flowExecId=token.flow_exec_id,
@@ -493,8 +473,7 @@ class OihDialect:
             return self._fail(execution, {"name": "Error", "message": "Component emitted 'httpReply' event "
                                           "but 'reply_to' was not found in AMQP headers"})
         reply = {k: v for k, v in dict(payload or {}).items() if k != "passedCfg"}
-        reply["headers"] = {k: v for k, v in (reply.get("headers") or {}).items()
-                            if str(k).lower() != HEADER_ROUTING_KEY}
+        _, reply["headers"] = split_routing_key(reply.get("headers") or {})
         headers["protocolVersion"] = 1
         return [Publication(self.s.backchannel_exchange, str(routing_key), self.cipher.encrypt(reply, 1),
                             headers, self._properties(), kind="httpReply")]
