@@ -117,6 +117,36 @@ class OihServices:
     def _get(self, url: str, api_key: str | None) -> requests.Response:
         return self.session.get(url, headers=_headers(api_key), timeout=self.timeout)
 
+    def _data_of(
+        self,
+        what: str,
+        level: int,
+        method: str,
+        url: str,
+        api_key: str | None,
+        ok: tuple[int, ...] = (200,),
+        quiet: tuple[int, ...] = (404,),
+        **kwargs: Any,
+    ) -> dict | None:
+        """A soft call answered with ``{data: {...}}``: that object, or None on any failure.
+
+        Failures are logged at `level` as "Failed to <what>" (statuses in `quiet`, e.g. a 404 meaning
+        "none yet", are not logged). Every service but the secret service fails soft, as in the ferryman.
+        """
+        try:
+            response = self.session.request(
+                method, url, headers=_headers(api_key), timeout=self.timeout, **kwargs
+            )
+            if response.status_code not in ok:
+                if response.status_code not in quiet:
+                    log.log(level, "Failed to %s: status %s", what, response.status_code)
+                return None
+            data = response.json().get("data")
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            log.log(level, "Failed to %s: %s", what, type(exc).__name__)
+            return None
+        return data if isinstance(data, dict) else None
+
     # -- secrets ---------------------------------------------------------------------------------------
     def fetch_secret(self, secret_id: str, api_key: str | None) -> dict[str, Any] | None:
         """GET {SECRET_SERVICE_BASE_URL}/secrets/{secretId} -> values to merge into cfg.
@@ -149,34 +179,14 @@ class OihServices:
         if not self.snapshots_service_url or not flow_id or not step_id:
             return None
         url = f"{self.snapshots_service_url}/snapshots/flows/{_seg(flow_id)}/steps/{_seg(step_id)}"
-        try:
-            response = self._get(url, api_key)
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                log.error("Failed to fetch the snapshot: status %s", response.status_code)
-                return None
-            data = response.json().get("data")
-        except (requests.RequestException, ValueError, AttributeError) as exc:
-            log.error("Failed to fetch the snapshot: %s", type(exc).__name__)
-            return None
-        return data if isinstance(data, dict) else None
+        return self._data_of("fetch the snapshot", logging.ERROR, "GET", url, api_key)
 
     # -- data hub (id linking) -------------------------------------------------------------------------
     def _datahub_get(self, path: str, api_key: str | None) -> dict | None:
         if not self.datahub_url:
             return None
-        try:
-            response = self._get(f"{self.datahub_url}{path}", api_key)
-            if response.status_code != 200:
-                if response.status_code != 404:
-                    log.warning("Failed to fetch the data hub entry: status %s", response.status_code)
-                return None
-            data = response.json().get("data")
-        except (requests.RequestException, ValueError, AttributeError) as exc:
-            log.warning("Failed to fetch the entry from the data hub: %s", type(exc).__name__)
-            return None
-        return data if isinstance(data, dict) else None
+        return self._data_of("fetch the data hub entry", logging.WARNING, "GET", f"{self.datahub_url}{path}",
+                             api_key)
 
     def datahub_by_oih_uid(self, oih_uid: str, api_key: str | None) -> dict | None:
         return self._datahub_get(f"/data/{_seg(oih_uid)}", api_key)
@@ -204,19 +214,8 @@ class OihServices:
             return None
         body = {"applicationUid": application_uid, "recordUid": record_uid, "oihUid": oih_uid or None}
         body = {k: v for k, v in body.items() if v is not None}
-        try:
-            response = self.session.post(
-                f"{self.datahub_url}/data/recordId", json=body, headers=_headers(api_key),
-                timeout=self.timeout,
-            )
-            if response.status_code not in (200, 201):
-                log.warning("Failed to upsert the data hub entry: status %s", response.status_code)
-                return None
-            data = response.json().get("data")
-        except (requests.RequestException, ValueError, AttributeError) as exc:
-            log.warning("Failed to upsert the data hub entry: %s", type(exc).__name__)
-            return None
-        return data if isinstance(data, dict) else None
+        return self._data_of("upsert the data hub entry", logging.WARNING, "POST",
+                             f"{self.datahub_url}/data/recordId", api_key, ok=(200, 201), quiet=(), json=body)
 
     def delete_datahub_record(
         self, oih_uid: Any, application_uid: Any, record_uid: Any, api_key: str | None
