@@ -76,6 +76,22 @@ def _dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
+# OrchestratorToken field -> JWT claim: the ids and keys (as text) and the objects the orchestrator signs in.
+_TEXT_CLAIMS = {
+    "flow_id": "flowId",
+    "step_id": "stepId",
+    "flow_exec_id": "flowExecId",
+    "user_id": "userId",
+    "tenant": "tenant",
+    "function": "function",
+    "secret_id": "secretId",
+    "api_key": "apiKey",
+    "api_username": "apiUsername",
+    "snapshot_routing_key": "snapshotRoutingKey",
+}
+_OBJECT_CLAIMS = {"fields": "fields", "node_settings": "nodeSettings", "special_flags": "specialFlags"}
+
+
 def header_token(headers: dict[str, Any] | None) -> str:
     """Return the raw token from AMQP headers (pika may hand long strings over as bytes)."""
     value = (headers or {}).get(TOKEN_HEADER)
@@ -102,19 +118,8 @@ def decode_token(raw: str) -> OrchestratorToken:
     return OrchestratorToken(
         raw=raw,
         claims=claims,
-        flow_id=_str_or_none(claims.get("flowId")),
-        step_id=_str_or_none(claims.get("stepId")),
-        flow_exec_id=_str_or_none(claims.get("flowExecId")),
-        user_id=_str_or_none(claims.get("userId")),
-        tenant=_str_or_none(claims.get("tenant")),
-        function=_str_or_none(claims.get("function")),
-        secret_id=_str_or_none(claims.get("secretId")),
-        api_key=_str_or_none(claims.get("apiKey")),
-        api_username=_str_or_none(claims.get("apiUsername")),
-        snapshot_routing_key=_str_or_none(claims.get("snapshotRoutingKey")),
-        fields=_dict(claims.get("fields")),
-        node_settings=_dict(claims.get("nodeSettings")),
-        special_flags=_dict(claims.get("specialFlags")),
+        **{name: _str_or_none(claims.get(claim)) for name, claim in _TEXT_CLAIMS.items()},
+        **{name: _dict(claims.get(claim)) for name, claim in _OBJECT_CLAIMS.items()},
     )
 
 
