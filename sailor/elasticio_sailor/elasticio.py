@@ -25,7 +25,6 @@ import copy
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +41,7 @@ from .dialect import (
     format_error,
     incoming_protocol_version,
     js_number,
+    new_uuid,
     next_rebound_iteration,
     now_ms,
     read_incoming_headers,
@@ -178,7 +178,7 @@ class ElasticioDialect:
             **self.additional_headers,
             "parentMessageId": incoming.get("messageId"),
             "threadId": incoming.get("threadId"),
-            "messageId": str(uuid.uuid4()),
+            "messageId": new_uuid(),
             **self._identity_headers(),
             "start": now_ms(),
         }
@@ -277,7 +277,7 @@ class ElasticioDialect:
     def _headers(self, execution: Execution, **extra: Any) -> dict[str, Any]:
         headers = {**execution.state["outgoing"], **extra}
         if not headers.get("messageId"):
-            headers["messageId"] = str(uuid.uuid4())
+            headers["messageId"] = new_uuid()
         return headers
 
     def _fail(self, execution: Execution, err: Any) -> list[Publication]:
@@ -310,7 +310,7 @@ class ElasticioDialect:
         """
         payload, encrypted_error = error_body(self.cipher, err, original, secrets)
         headers = {**headers}
-        headers.setdefault("messageId", str(uuid.uuid4()))
+        headers.setdefault("messageId", new_uuid())
         props = self._properties()
         pubs = [
             Publication(
@@ -340,7 +340,7 @@ class ElasticioDialect:
     def _data(self, execution: Execution, payload: Any) -> list[Publication]:
         msg = payload if isinstance(payload, Message) else Message.from_any(payload)
         state = execution.state
-        headers = self._headers(execution, messageId=msg.id or str(uuid.uuid4()), end=now_ms())
+        headers = self._headers(execution, messageId=msg.id or new_uuid(), end=now_ms())
         data: dict[str, Any] = {}
         if msg.id is not None:
             data["id"] = msg.id
@@ -364,19 +364,22 @@ class ElasticioDialect:
         routing_key = routing_key or self.s["DATA_ROUTING_KEY"]
         headers["protocolVersion"] = self.s["PROTOCOL_VERSION"]
         version = 1 if js_number(self.s["PROTOCOL_VERSION"]) < 2 else 2
-        body = self.cipher.encrypt(data, version)
+        return self._encrypted(execution, data, version, routing_key, headers, "data")
+
+    def _encrypted(
+        self, execution: Execution, obj: Any, version: int, routing_key: Any, headers: dict, kind: str
+    ) -> list[Publication]:
+        """An encrypted event (data, httpReply) to PUBLISH_MESSAGES_TO, or the error when it exceeds
+        OUTGOING_MESSAGE_SIZE_LIMIT; only data is throttled."""
+        body = self.cipher.encrypt(obj, version)
         too_big = size_error(body, self.s["OUTGOING_MESSAGE_SIZE_LIMIT"])
         if too_big:
             return self._fail(execution, too_big)
-        self.throttles["data"].acquire()
+        if kind in self.throttles:
+            self.throttles[kind].acquire()
         return [
             Publication(
-                self.s["PUBLISH_MESSAGES_TO"],
-                str(routing_key),
-                body,
-                headers,
-                self._properties(),
-                kind="data",
+                self.s["PUBLISH_MESSAGES_TO"], str(routing_key), body, headers, self._properties(), kind=kind
             )
         ]
 
@@ -461,17 +464,4 @@ class ElasticioDialect:
         reply = dict(payload or {})
         _, reply["headers"] = split_routing_key(reply.get("headers") or {})
         headers["protocolVersion"] = 1
-        body = self.cipher.encrypt(reply, 1)
-        too_big = size_error(body, self.s["OUTGOING_MESSAGE_SIZE_LIMIT"])
-        if too_big:
-            return self._fail(execution, too_big)
-        return [
-            Publication(
-                self.s["PUBLISH_MESSAGES_TO"],
-                str(routing_key),
-                body,
-                headers,
-                self._properties(),
-                kind="httpReply",
-            )
-        ]
+        return self._encrypted(execution, reply, 1, routing_key, headers, "httpReply")

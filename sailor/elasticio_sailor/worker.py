@@ -23,15 +23,16 @@ original run settles the newest delivery. Messages without ``messageId`` are sim
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from .amqp import AmqpTransport, ConnectionLost, DeliveryRef, PublishNacked, StartupFailed
+from .amqp import AmqpTransport, Completion, ConnectionLost, DeliveryRef, PublishNacked, StartupFailed
 from .component import Component
 from .dialect import Delivery, Dialect, Execution, Publication, RejectMessage
 from .logs import bind, get_logger, register_secrets, setup_logging
@@ -56,6 +57,58 @@ class Job:
     settled: bool = False
 
 
+class WorkerPool:
+    """`size` threads running the deliveries handed to `submit`, in arrival order.
+
+    Why not ThreadPoolExecutor: per task it creates a Future and takes its Condition, its idle
+    semaphore (a Python-level Condition) and two shutdown locks, all on the I/O thread or in the way
+    of the next delivery; here a hand-over is one queue put. `shutdown` lets every delivery already
+    submitted run to its end, as ``ThreadPoolExecutor.shutdown(wait=True)`` does.
+    """
+
+    def __init__(self, size: int, target: Callable[..., None], name: str = "sailor-worker") -> None:
+        self._target = target
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(max(1, size))
+        ]
+        self._started = False
+
+    def submit(self, *args: Any) -> None:
+        """Queue one task; RuntimeError after shutdown (the caller leaves the delivery unacked)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            if not self._started:  # started with the first task: a worker that never consumes has none
+                self._started = True
+                for thread in self._threads:
+                    thread.start()
+            self._queue.put(args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                for _ in self._threads:  # behind every task already queued
+                    self._queue.put(None)
+        if wait and self._started:
+            for thread in self._threads:
+                thread.join()
+
+    def _run(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            try:
+                self._target(*task)
+            except BaseException as exc:  # a sailor bug: log it, keep the thread serving
+                log.error("worker task failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+            del task
+
+
 def _message_id(delivery: Delivery) -> str | None:
     value = (delivery.headers or {}).get("messageId")
     return value if isinstance(value, str) and value else None
@@ -71,9 +124,7 @@ class Worker:
         self.settings = dialect.amqp
         self.component: Component | None = None
         self.transport = AmqpTransport(self.settings, self._on_delivery)
-        self.pool = ThreadPoolExecutor(
-            max_workers=max(1, self.settings.prefetch), thread_name_prefix="sailor-worker"
-        )
+        self.pool = WorkerPool(self.settings.prefetch, self._handle)
         self._lock = threading.Lock()
         self._inflight: dict[str, Job] = {}
         self._finished: dict[str, tuple[bool, float]] = {}
@@ -157,7 +208,7 @@ class Worker:
                 self.transport.settle(ref, ack)
                 return
         try:
-            self.pool.submit(self._handle, ref, delivery)
+            self.pool.submit(ref, delivery)
         except RuntimeError:  # the pool is shut down: leave it unacked, the broker redelivers it
             log.warning("delivery after shutdown left unacked", extra={"deliveryTag": ref.delivery_tag})
 
@@ -303,7 +354,7 @@ class Worker:
         future = self.transport.settle(ref, ack)
         future.add_done_callback(lambda f: self._settled(job, ack, ref, f))
 
-    def _settled(self, job: Job, ack: bool, ref: DeliveryRef, future: Future) -> None:
+    def _settled(self, job: Job, ack: bool, ref: DeliveryRef, future: Completion) -> None:
         verb = "ack" if ack else "reject"
         exc = future.exception()
         with self._lock:

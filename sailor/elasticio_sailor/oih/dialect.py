@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +50,7 @@ from ..dialect import (
     error_body,
     format_error,
     incoming_protocol_version,
+    new_uuid,
     next_rebound_iteration,
     now_ms,
     read_incoming_headers,
@@ -131,7 +131,7 @@ class OihDialect:
         cannot attribute it to a flow; it is logged there)."""
         headers = self._drop_none({**self.s.additional_headers, "execId": self.s.exec_id,
                                    "workspaceId": self.s.workspace_id, "containerId": self.s.container_id,
-                                   "compId": self.s.comp_id, "messageId": str(uuid.uuid4())})
+                                   "compId": self.s.comp_id, "messageId": new_uuid()})
         return [self._error_publication(exc, headers, None, [])]
 
     def stop(self) -> None:
@@ -169,7 +169,7 @@ class OihDialect:
             **self.s.additional_headers,
             "parentMessageId": incoming.get("messageId"),
             "threadId": incoming.get("threadId"),
-            "messageId": str(uuid.uuid4()),
+            "messageId": new_uuid(),
             "execId": self.s.exec_id or headers.get("execId"),
             "taskId": token.flow_id,
             "workspaceId": self.s.workspace_id,
@@ -297,7 +297,7 @@ class OihDialect:
     def _headers(self, execution: Execution, **extra: Any) -> dict[str, Any]:
         headers = self._drop_none({**execution.state["outgoing"], **extra})
         if not headers.get("messageId"):
-            headers["messageId"] = str(uuid.uuid4())
+            headers["messageId"] = new_uuid()
         return headers
 
     # errors
