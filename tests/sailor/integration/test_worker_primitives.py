@@ -11,7 +11,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pytest
 from elasticio_sailor.amqp import Completion
 from elasticio_sailor.dialect import new_uuid, split_routing_key
-from elasticio_sailor.worker import WorkerPool
+from elasticio_sailor.settings import SettingsError
+from elasticio_sailor.worker import WorkerPool, cpu_affinity
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -89,3 +90,20 @@ def test_worker_pool_runs_tasks_and_finishes_the_queue_on_shutdown():
         pool.submit(99)
     assert 99 not in seen
     WorkerPool(3, task).shutdown()  # never started: nothing to join
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+def test_cpu_affinity_values():
+    allowed = os.sched_getaffinity(0)
+    assert cpu_affinity("off") is None and cpu_affinity("OFF ") is None
+    auto = cpu_affinity(None)
+    if len(allowed) > 1:
+        assert auto is not None and len(auto) == 1 and auto <= allowed
+    else:
+        assert auto is None  # nothing to gain on one CPU
+    first = min(allowed)
+    assert cpu_affinity(f"{first}") == {first}
+    with pytest.raises(SettingsError):
+        cpu_affinity("fast")
+    with pytest.raises(SettingsError):
+        cpu_affinity(str(max(allowed) + 1000))
