@@ -130,6 +130,7 @@ def run_one(kind: str, args: argparse.Namespace, node_sailor: Path | None) -> fl
                 ELASTICIO_PROTOCOL_VERSION=args.version,
                 ELASTICIO_DATA_RATE_LIMIT=1_000_000,
                 LOG_LEVEL="warn",
+                **({"ELASTICIO_SAILOR_CPU_AFFINITY": args.affinity} if args.affinity else {}),
             )
             if kind == "python":
                 proc = WorkerProcess(env, cwd=FIXTURE)
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", type=int, choices=(1, 2), default=1, help="message protocol version")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per consumer")
     parser.add_argument("--only", choices=("python", "raw", "node"), action="append")
+    parser.add_argument(
+        "--affinity", help="ELASTICIO_SAILOR_CPU_AFFINITY for our worker (default auto); off: unpinned"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds (interleaved); the median is reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
