@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -294,13 +295,9 @@ def test_undecryptable_message_is_rejected_and_the_next_processed(broker, start_
     assert worker.proc.poll() is None
 
 
-@pytest.mark.parametrize(
-    "missing", ["ELASTICIO_FLOW_ID", "ELASTICIO_AMQP_URI", "ELASTICIO_MESSAGE_CRYPTO_IV"]
-)
-def test_missing_variable_is_named_and_exits_nonzero(broker, platform, missing):
-    env = worker_env(broker, platform)
-    del env[missing]
-    done = subprocess.run(
+def run_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -m elasticio_sailor run` in the foreground, for the modes that exit by themselves."""
+    return subprocess.run(
         [sys.executable, "-m", "elasticio_sailor", "run"],
         cwd=FIXTURE,
         env=env,
@@ -308,6 +305,15 @@ def test_missing_variable_is_named_and_exits_nonzero(broker, platform, missing):
         text=True,
         timeout=30,
     )
+
+
+@pytest.mark.parametrize(
+    "missing", ["ELASTICIO_FLOW_ID", "ELASTICIO_AMQP_URI", "ELASTICIO_MESSAGE_CRYPTO_IV"]
+)
+def test_missing_variable_is_named_and_exits_nonzero(broker, platform, missing):
+    env = worker_env(broker, platform)
+    del env[missing]
+    done = run_to_exit(env)
     assert done.returncode != 0
     assert f"{missing} is missing" in done.stderr + done.stdout
 
@@ -360,14 +366,7 @@ def test_hook_shutdown_mode_runs_without_a_broker(broker, platform):
     env = worker_env(broker, platform, ELASTICIO_HOOK_SHUTDOWN="1")
     for name in ("ELASTICIO_AMQP_URI", "ELASTICIO_MESSAGE_CRYPTO_PASSWORD"):
         env.pop(name)
-    done = subprocess.run(
-        [sys.executable, "-m", "elasticio_sailor", "run"],
-        cwd=FIXTURE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_to_exit(env)
     assert done.returncode == 0, done.stderr
     assert platform.hooks_data is None
     assert [r["method"] for r in platform.requests] == ["GET", "GET", "DELETE"]
@@ -470,3 +469,22 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     assert len(delays) >= 3 and delays == sorted(delays), "exponential backoff while the broker is away"
     assert "re-established" in logs
     assert proxy.accepted >= 2
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs (Linux)"
+)
+def test_worker_pins_itself_to_one_cpu_unless_told_not_to(broker, platform, start_worker):
+    allowed = os.sched_getaffinity(0)
+    pinned = start_worker()
+    cpus = os.sched_getaffinity(pinned.proc.pid)
+    assert len(cpus) == 1 and cpus <= allowed
+    assert "pinned to CPU" in pinned.logs()
+    free = start_worker(ELASTICIO_SAILOR_CPU_AFFINITY="off")
+    assert os.sched_getaffinity(free.proc.pid) == allowed
+    assert "pinned to CPU" not in free.logs()
+    out = data_queue(broker)  # both still serve the queue
+    for i in range(4):
+        broker.publish(*input_message({"echo": True, "i": i}))
+    seen = [decode(*broker.get(out)[1:])["body"]["data"]["i"] for _ in range(4)]
+    assert sorted(seen) == [0, 1, 2, 3]
