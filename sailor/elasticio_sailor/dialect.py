@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .logs import get_logger, redact
+from .message import Message
 from .runner import error_payload
 
 if TYPE_CHECKING:  # pragma: no cover
     from .crypto import MessageCipher
-    from .message import Message
 
 log = get_logger("elasticio_sailor.dialect")
 
@@ -287,6 +287,25 @@ def read_incoming_headers(headers: Mapping[str, Any], step_id: Any, **extra: Any
     if headers.get("reply_to"):
         result["reply_to"] = headers["reply_to"]
     return result
+
+
+def wire_message(payload: Mapping[str, Any], data: Any, message_id: Any) -> Message:
+    """A decoded body as the component's Message; metadata, attachments, headers and passthrough
+    that are not objects become {}. The dialects differ in the data key (E `body`, O `data`) and in
+    which ids they accept, so those come from the caller."""
+
+    def obj(key: str) -> dict[str, Any]:
+        value = payload.get(key)
+        return value if isinstance(value, dict) else {}
+
+    return Message(
+        data=data if data is not None else {},
+        metadata=obj("metadata"),
+        attachments=obj("attachments"),
+        headers=obj("headers"),
+        id=message_id,
+        passthrough=obj("passthrough"),
+    )
 
 
 def split_routing_key(body_headers: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:

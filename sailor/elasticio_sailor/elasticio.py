@@ -49,6 +49,7 @@ from .dialect import (
     size_error,
     split_routing_key,
     valid_snapshot_update,
+    wire_message,
 )
 from .logs import get_logger
 from .message import Message
@@ -185,15 +186,7 @@ class ElasticioDialect:
         cfg = copy.deepcopy(self.step_data.get("config") or {})
         with self._snapshot_lock:
             snapshot = copy.deepcopy(self.snapshot)
-        body = payload.get("body")
-        message = Message(
-            data=body if body is not None else {},
-            metadata=payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {},
-            attachments=payload.get("attachments") if isinstance(payload.get("attachments"), dict) else {},
-            headers=payload["headers"],
-            id=payload.get("id"),
-            passthrough=payload.get("passthrough") if isinstance(payload.get("passthrough"), dict) else {},
-        )
+        message = wire_message(payload, payload.get("body"), payload.get("id"))
         return Execution(
             delivery=delivery,
             function=self.function,

@@ -58,6 +58,7 @@ from ..dialect import (
     size_error,
     split_routing_key,
     valid_snapshot_update,
+    wire_message,
 )
 from ..logs import get_logger, register_secrets
 from ..message import Message
@@ -212,14 +213,8 @@ class OihDialect:
                 cfg.update(secret)
         snapshot = self.services.fetch_snapshot(token.flow_id, token.step_id, token.api_key) or {}
 
-        message = Message(
-            data=payload.get("data") if payload.get("data") is not None else {},
-            metadata=payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {},
-            attachments=payload.get("attachments") if isinstance(payload.get("attachments"), dict) else {},
-            headers=payload["headers"] if isinstance(payload.get("headers"), dict) else {},
-            id=payload.get("id") if isinstance(payload.get("id"), str) else None,
-            passthrough=payload.get("passthrough") if isinstance(payload.get("passthrough"), dict) else {},
-        )
+        message_id = payload.get("id") if isinstance(payload.get("id"), str) else None
+        message = wire_message(payload, payload.get("data"), message_id)
         execution = Execution(
             delivery=delivery,
             function=token.function or "",
