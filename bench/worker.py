@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per consumer")
     parser.add_argument("--only", choices=("python", "raw", "node"), action="append")
     parser.add_argument(
-        "--affinity", help="ELASTICIO_SAILOR_CPU_AFFINITY for our worker (default auto); off: unpinned"
+        "--affinity", help="ELASTICIO_SAILOR_CPU_AFFINITY for our worker (unset: off, unpinned); auto: pinned"
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds (interleaved); the median is reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

@@ -402,14 +402,15 @@ def cpu_affinity(value: str | None) -> set[int] | None:
     every message to each other (delivery, publish, confirm, settle), and only one of them can run
     Python at a time (the GIL). Spread over several cores, each hand-over becomes a cross-core wake-up
     and a GIL convoy; on one core it is a plain context switch. Measured (bench/worker.py, 2 cores):
-    +60 % messages/s at prefetch 10. Python code never uses a second core anyway; what is lost is only
-    the kernel's freedom to move the process, so ``off`` is there for hosts packed with sailors
-    without CPU limits.
+    +60 % messages/s at prefetch 10. Python code never uses a second core anyway; what is lost is the
+    kernel's freedom to move the process. That is why it is opt-in: on a node running many sailors, two
+    pinned to the same CPU would stay there while other CPUs idle, and no operator expects a container
+    to pin itself.
 
-    ``auto`` (default): when several CPUs are allowed, the one the process runs on now (spreads
-    processes started on different CPUs); ``off``: no pinning; ``0,2``: exactly these CPUs.
+    ``off`` (default): no pinning; ``auto``: when several CPUs are allowed, the one the process runs on
+    now; ``0,2``: exactly these CPUs.
     """
-    value = (value or "auto").strip().lower()
+    value = (value or "off").strip().lower()
     if value in ("off", "false", "no", "none"):
         return None
     if not hasattr(os, "sched_getaffinity"):

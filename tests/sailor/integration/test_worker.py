@@ -474,13 +474,13 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
 @pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs (Linux)"
 )
-def test_worker_pins_itself_to_one_cpu_unless_told_not_to(broker, platform, start_worker):
+def test_worker_pins_itself_to_one_cpu_only_when_asked(broker, platform, start_worker):
     allowed = os.sched_getaffinity(0)
-    pinned = start_worker()
+    pinned = start_worker(ELASTICIO_SAILOR_CPU_AFFINITY="auto")
     cpus = os.sched_getaffinity(pinned.proc.pid)
     assert len(cpus) == 1 and cpus <= allowed
     assert "pinned to CPU" in pinned.logs()
-    free = start_worker(ELASTICIO_SAILOR_CPU_AFFINITY="off")
+    free = start_worker()
     assert os.sched_getaffinity(free.proc.pid) == allowed
     assert "pinned to CPU" not in free.logs()
     out = data_queue(broker)  # both still serve the queue

@@ -96,7 +96,8 @@ def test_worker_pool_runs_tasks_and_finishes_the_queue_on_shutdown():
 def test_cpu_affinity_values():
     allowed = os.sched_getaffinity(0)
     assert cpu_affinity("off") is None and cpu_affinity("OFF ") is None
-    auto = cpu_affinity(None)
+    assert cpu_affinity(None) is None and cpu_affinity("") is None  # opt-in: unpinned by default
+    auto = cpu_affinity("auto")
     if len(allowed) > 1:
         assert auto is not None and len(auto) == 1 and auto <= allowed
     else:
