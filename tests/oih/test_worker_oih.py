@@ -29,6 +29,7 @@ from tests.oih.harness import (
     token_claims,
     wait_consuming,
 )
+from tools.fake_intercom import FakeIntercom
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -233,8 +234,7 @@ def test_rebound_goes_to_the_node_exchange_with_a_doubling_expiration(oih) -> No
 @pytest.mark.timeout(120)
 def test_a_real_intercom_action_with_the_oih_secret(rabbitmq: str, tmp_path: Path) -> None:
     """The connector itself (repo root) in the OIH dialect against the fake Intercom."""
-    fake_intercom = pytest.importorskip("tools.fake_intercom")
-    with fake_intercom.FakeIntercom(token="ic-oauth-token-42") as intercom, FakeOih() as services:
+    with FakeIntercom(token="ic-oauth-token-42") as intercom, FakeOih() as services:
         services.add_oauth_secret("ic-secret", "ic-oauth-token-42")
         broker = Broker(Topology())
         broker.setup()
