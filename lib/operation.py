@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import jsonschema_rs
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators as js_validators
 
@@ -43,10 +44,6 @@ EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
 
-try:  # Rust validator for the per-message check: ~1000x faster on the search schemas' nested oneOf
-    import jsonschema_rs
-except ImportError:  # pragma: no cover - the pure-Python validator still gives the same answers
-    jsonschema_rs = None
 
 _validators: dict[str, SchemaValidator] = {}
 _validators_lock = threading.Lock()
@@ -65,11 +62,10 @@ class SchemaValidator:
         cls.check_schema(schema)
         self.reference = cls(schema)
         self.fast = None
-        if jsonschema_rs is not None:
-            try:
-                self.fast = jsonschema_rs.validator_for(schema, validate_formats=False)
-            except Exception as exc:  # a construct the Rust validator refuses: the reference one copes
-                log.debug("jsonschema_rs cannot compile %s: %s", schema.get("title"), exc)
+        try:  # Rust validator for the per-message check: ~1000x faster on the search schemas' nested oneOf
+            self.fast = jsonschema_rs.validator_for(schema, validate_formats=False)
+        except Exception as exc:  # a construct the Rust validator refuses: the reference one copes
+            log.debug("jsonschema_rs cannot compile %s: %s", schema.get("title"), exc)
 
     def iter_errors(self, instance: Any) -> Iterator[js_exceptions.ValidationError]:
         if self.fast is not None and self.fast.is_valid(instance):

@@ -8,8 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from elasticio_sailor.dialect import Delivery, RateLimiter, RejectMessage
-from elasticio_sailor.elasticio import ElasticioDialect, format_error, incoming_protocol_version, js_number
+from elasticio_sailor.dialect import (
+    Delivery,
+    RateLimiter,
+    RejectMessage,
+    format_error,
+    incoming_protocol_version,
+    js_number,
+)
+from elasticio_sailor.elasticio import ElasticioDialect
 from elasticio_sailor.message import Message
 from elasticio_sailor.settings import read_elasticio
 
