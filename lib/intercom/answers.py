@@ -19,7 +19,7 @@ _KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string", i
                            float: "a number", bool: "a boolean", type(None): "null"}
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
@@ -119,7 +119,7 @@ def expect(value: Any, kinds: type | tuple[type, ...], field: str, *, method: st
         return value
     expected = " or ".join(dict.fromkeys(_KINDS.get(k, k.__name__) for k in wanted))
     raise invalid(f"Intercom answered an unexpected shape at {field}: expected {expected}, "
-                  f"got {_kind(value)}", method=method, path=path)
+                  f"got {kind_of(value)}", method=method, path=path)
 
 
 def page(value: Any, items_key: str, *, method: str | None = None, path: str | None = None,

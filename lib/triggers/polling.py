@@ -24,13 +24,16 @@ Two ways to find changes, depending on what the API offers:
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lib.intercom import answers, config
 from lib.intercom.client import IntercomClient
+from lib.intercom.errors import ConfigurationError
 
 EMIT_BEHAVIOURS = ("emitIndividually", "emitPage", "fetchAll")
 DEFAULT_BEHAVIOUR = "emitIndividually"  # a trigger's consumers usually want one message per changed object
@@ -39,6 +42,7 @@ CLOCK_MARGIN = 60  # seconds of tolerated clock skew between this host and Inter
 # startTime over a large workspace) it stops saving per page, so snapshots stay small (~200 kB) and the run
 # linear; the snapshot at the end of the scan is complete again. A crash past that point re-emits the rest.
 MAX_TRACKED = 5000
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def parse_time(value: Any) -> int | None:
@@ -48,7 +52,7 @@ def parse_time(value: Any) -> int | None:
     if isinstance(value, bool):
         raise ValueError(f"startTime must be a date or epoch seconds, got {value!r}")
     if isinstance(value, int | float):
-        number = float(value)
+        number = config.finite_number(value, "startTime")
     else:
         text = str(value).strip()
         try:
@@ -63,8 +67,11 @@ def parse_time(value: Any) -> int | None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return int(parsed.timestamp())
+    number = config.finite_number(number, "startTime")  # "inf", "nan", "1e400"
     if number > 1e11:  # milliseconds: 1e11 s is the year 5138
         number /= 1000
+    if not 0 <= number <= _LAST_SECOND:
+        raise ConfigurationError("Field 'startTime' must be a date between 1970 and 9999", field="startTime")
     return int(number)
 
 
@@ -155,7 +162,7 @@ class SearchResource:
             "sort": {"field": "updated_at", "order": "ascending"},
         }
         for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key):
-            yield page.get(self.items_key) or []
+            yield answers.page(page, self.items_key, objects=True).get(self.items_key) or []
 
 
 @dataclass(frozen=True)
@@ -178,13 +185,13 @@ class ScanResource:
         if self.per_page:
             params["per_page"] = page_size(cfg, self.per_page)
         if self.style is None:
-            response = client.request("GET", self.path, params=params or None)
-            yield (response.json() or {}).get(self.items_key) or []
+            body = client.request_json("GET", self.path, params=params or None) or {}
+            yield answers.page(body, self.items_key, objects=True).get(self.items_key) or []
             return
         pages = client.paginate("GET", self.path, style=self.style, params=params or None,
                                 items_key=self.items_key)
         for page in pages:
-            items = page.get(self.items_key) or []
+            items = answers.page(page, self.items_key, objects=True).get(self.items_key) or []
             yield items
             if self.descending and any(_ts(i) is not None and _ts(i) < pos.updated_at for i in items):
                 return
@@ -196,11 +203,13 @@ def int_field(cfg: dict, name: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}") from None
+        number = config.finite_number(value, name)
+    except ConfigurationError:
+        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
+                                 field=name) from None
     if number != int(number):
-        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}")
+        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
+                                 field=name)
     return int(number)
 
 
@@ -210,6 +219,8 @@ def page_size(cfg: dict, default: int) -> int:
 
 def _ts(item: dict) -> int | None:
     value = item.get("updated_at")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
