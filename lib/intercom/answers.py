@@ -35,8 +35,9 @@ def invalid(message: str, response: Any = None, *, method: str | None = None,
 
 
 def read_body(response: Any, *, method: str | None = None, path: str | None = None,
-              limit: int = MAX_BYTES) -> bytes:
+              limit: int | None = None) -> bytes:
     """Read the whole (streamed) body into ``response.content``, refusing more than ``limit`` bytes."""
+    limit = MAX_BYTES if limit is None else limit
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         response.close()
