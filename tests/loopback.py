@@ -59,6 +59,7 @@ class RecordingServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stall
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass

@@ -1,8 +1,9 @@
 """The one place that turns an HTTP answer into data or an IntercomError with a clear message.
 
 An answer is read under limits (``MAX_BYTES`` of body, ``MAX_DEPTH`` levels of JSON nesting: deeper JSON
-would end in a RecursionError somewhere later), decoded, and, where code is about to read fields from it,
-checked for shape: a wrong shape is "Intercom answered an unexpected shape at <field>: expected ...".
+would end in a RecursionError somewhere later), with every form of the token masked (should anything have
+echoed it), decoded, and, where code is about to read fields from it, checked for shape: a wrong shape
+is "Intercom answered an unexpected shape at <field>: expected ...".
 Pagination, triggers, select models and the verifier read through ``page`` / ``expect`` / ``items``.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lib.intercom.errors import IntercomError, cut
+from lib.intercom.errors import MASK, IntercomError, cut, secret_forms
 
 MAX_BYTES = 64 * 1024 * 1024  # an Intercom page of 150 conversations is a few MB
 MAX_DEPTH = 100  # Intercom objects nest about ten levels deep
@@ -57,6 +58,21 @@ def read_body(response: Any, *, method: str | None = None, path: str | None = No
     return response._content
 
 
+def mask(response: Any, token: str | None) -> None:
+    """Replace every form of the token in the read body by ``***`` (an echoing proxy must not leak it).
+
+    Intercom never answers with the token, so the body changes only when something echoed it.
+    """
+    content = response._content
+    if not token or not content:
+        return
+    for form in secret_forms(token):
+        encoded = form.encode("utf-8", "surrogatepass")
+        if encoded in content:
+            content = content.replace(encoded, MASK.encode())
+    response._content = content
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -69,9 +85,26 @@ def loads(content: bytes) -> Any:
         value = json.loads(content, parse_constant=_refuse_constant)
     except RecursionError:
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels") from None
-    if content.count(b"{") + content.count(b"[") > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
+    if _brackets_may_exceed(content, MAX_DEPTH) and _depth_exceeds(value, MAX_DEPTH):
         raise TooDeep(f"JSON nested deeper than {MAX_DEPTH} levels")
     return value
+
+
+_BRACKETS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _brackets_may_exceed(content: bytes, limit: int) -> bool:
+    """False when the body's brackets nest at most ``limit`` deep (C-speed; brackets inside strings can only
+    make the answer True, and then the decoded value is walked)."""
+    brackets = content.translate(_BRACKETS, _NOT_BRACKETS)
+    if len(brackets) <= 2 * limit:
+        return False
+    for _ in range(limit):  # each pass removes the innermost pairs: the passes needed are the depth
+        brackets = brackets.replace(b"()", b"")
+        if not brackets:
+            return False
+    return True
 
 
 def loads_or_none(content: bytes) -> Any:

@@ -265,6 +265,7 @@ class IntercomClient:
                                                         headers=headers, timeout=self.timeout, stream=True)
                         if not stream:
                             answers.read_body(response, method=method, path=path)
+                            answers.mask(response, self._token)
                     except requests.RequestException:
                         if not call.expired:
                             raise
