@@ -269,7 +269,8 @@ class IntercomClient:
                     except requests.RequestException:
                         if not call.expired:
                             raise
-                        raise requests.exceptions.ReadTimeout("the call's deadline passed") from None
+                    if call.expired:  # also when the cut-off looked like a normal end of the answer
+                        raise requests.exceptions.ReadTimeout("the call's deadline passed")
             except requests.RequestException as exc:
                 sent = _sent_before_failure(exc)
                 connection_problem = isinstance(

@@ -70,6 +70,9 @@ class _Watchdog:
 
     def add(self, deadline: Deadline) -> None:
         with self._cv:
+            if len(self._heap) > 4096:  # finished calls wait in the heap until their time: drop them
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
             heapq.heappush(self._heap, (deadline.when, next(self._counter), deadline))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="intercom-deadlines", daemon=True)
@@ -141,12 +144,16 @@ class _Guarded:
         assert last is not None
         raise last
 
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _attach(self.sock)  # type: ignore[attr-defined]  # a new connection (TLS included)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         entry = getattr(_current, "deadline", None)
         if entry is not None and entry.expired:
             raise TimeoutError("the call's deadline has passed")
+        _attach(self.sock)  # type: ignore[attr-defined]  # a connection reused from the pool
         super().request(*args, **kwargs)  # type: ignore[misc]
-        _attach(self.sock)  # type: ignore[attr-defined]
 
 
 class GuardedHTTPConnection(_Guarded, HTTPConnection):

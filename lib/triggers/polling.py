@@ -249,7 +249,8 @@ def poll(
     """Run one poll: emit data and snapshot events through ``emit``; return the number of changed objects."""
     behaviour = cfg.get("emitBehaviour") or DEFAULT_BEHAVIOUR
     if behaviour not in EMIT_BEHAVIOURS:
-        raise ValueError(f"emitBehaviour must be one of {', '.join(EMIT_BEHAVIOURS)}, got {behaviour!r}")
+        raise ConfigurationError(f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}, got "
+                                 f"{str(behaviour)[:40]!r}", field="emitBehaviour")
     started = int(now())
     pos, first_run = Position.load(snapshot, cfg, started)
     if first_run:  # no startTime: start from now, emit nothing older

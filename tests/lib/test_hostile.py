@@ -336,7 +336,7 @@ def test_bad_cfg_is_refused_with_the_field(server, extra, field):
 @pytest.mark.parametrize(("field", "value"), [
     ("startTime", float("inf")), ("startTime", float("nan")), ("startTime", "1e400"), ("startTime", "inf"),
     ("startTime", 1e300), ("startTime", -5), ("lagSeconds", float("inf")), ("lagSeconds", "nan"),
-    ("lagSeconds", "1e400"), ("pageSize", float("-inf")),
+    ("lagSeconds", "1e400"), ("pageSize", float("-inf")), ("emitBehaviour", "everything"),
 ])
 def test_trigger_numbers_must_be_finite(server, local_cfg, field, value):
     cfg = {**local_cfg, "startTime": "2024-01-01", field: value}
@@ -424,6 +424,43 @@ def test_request_timeout_bounds_the_whole_call_body_included(server, local_cfg):
     assert info.value.code == "timeout" and info.value.retryable
     (drip,) = server.drips
     assert drip.sent < drip.total  # the client hung up while the server was still dripping
+
+
+@pytest.mark.parametrize(("prelude", "drip"), [
+    (b"HTTP/1.1 200 OK\r\n", b"X"),  # headers, one byte at a time
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"id\": \"", b"x"),  # a body without a length
+])
+def test_request_timeout_also_bounds_dripping_headers(local_cfg, prelude, drip):
+    """The cut-off must not pass for a complete answer: headers ended, or a body read until the close."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    outcome: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        try:
+            conn.sendall(prelude)
+            for _ in range(600):  # 600 x 0.05 s: far longer than the 1 s timeout
+                conn.sendall(drip)
+                __import__("time").sleep(0.05)
+            outcome["aborted"] = False
+        except OSError:
+            outcome["aborted"] = True
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    cfg = {**local_cfg, "otherServer": f"http://127.0.0.1:{port}", "requestTimeout": 1}
+    with pytest.raises(IntercomError) as info:
+        delete_company.process(Ctx(), {"id": "1"}, cfg)
+    thread.join(10)
+    listener.close()
+    assert info.value.code == "timeout" and outcome == {"aborted": True}
 
 
 def test_deadline_is_per_attempt_and_retries_go_on(server, local_cfg):
