@@ -404,6 +404,19 @@ def test_private_hosts_can_be_allowed_by_the_environment(monkeypatch, server):
     assert config.server_url("http://10.0.0.1/", "otherServer") == "http://10.0.0.1"
 
 
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://metadata.test/x",
+                                      "http://[::ffff:a9fe:a9fe]/"])
+def test_a_redirect_cannot_lead_to_a_forbidden_address(monkeypatch, server, local_cfg, loopback_only,
+                                                       location):
+    literal = config._resolve  # addresses written as addresses need no name service
+    monkeypatch.setattr(config, "_resolve", lambda host, port: ["169.254.169.254"] if host == "metadata.test"
+                        else literal(host, port))
+    server.answer = lambda request: Answer(302, b"", {"Location": location})
+    with pytest.raises(ConfigurationError, match="link-local"):
+        IntercomClient.from_cfg(local_cfg).request_json("GET", "/me")
+    assert [address[0] for address in loopback_only] == ["127.0.0.1"] and len(server.requests) == 1
+
+
 def test_unresolvable_name_is_a_connection_error(monkeypatch):
     import socket
 
