@@ -50,7 +50,8 @@ def parse_time(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"startTime must be a date or epoch seconds, got {value!r}")
+        raise ConfigurationError(f"Field 'startTime' must be a date or epoch seconds, got {value!r}",
+                                 field="startTime")
     if isinstance(value, int | float):
         number = config.finite_number(value, "startTime")
     else:
@@ -61,15 +62,19 @@ def parse_time(value: Any) -> int | None:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise ValueError(
-                    f"startTime {text!r} is neither an ISO 8601 date (2024-05-01T00:00:00Z) nor epoch seconds"
-                ) from None
+                raise ConfigurationError(
+                    f"Field 'startTime': {text[:60]!r} is neither an ISO 8601 date (2024-05-01T00:00:00Z) "
+                    "nor epoch seconds", field="startTime") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return int(parsed.timestamp())
+            return _in_range(parsed.timestamp())
     number = config.finite_number(number, "startTime")  # "inf", "nan", "1e400"
     if number > 1e11:  # milliseconds: 1e11 s is the year 5138
         number /= 1000
+    return _in_range(number)
+
+
+def _in_range(number: float) -> int:
     if not 0 <= number <= _LAST_SECOND:
         raise ConfigurationError("Field 'startTime' must be a date between 1970 and 9999", field="startTime")
     return int(number)

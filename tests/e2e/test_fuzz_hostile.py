@@ -17,6 +17,9 @@ X-Request-Id, in a reason phrase, in a non-JSON body), deep JSON, wrong shapes, 
 dripping bodies. Asserted: only data or IntercomError (ConfigurationError) events, no leak anywhere, and a
 dripping answer is cut off by the deadline (the server sees the client hang up before the body ends).
 
+Part 3, hostile configuration (every credential and trigger field, one at a time) into an action, a list
+action, a trigger and the verifier: no internal error; a refused cfg names a field and sends nothing.
+
 ``FUZZ_SECONDS`` (default 8) bounds part 1's random phase; the counts are printed (``pytest -s``).
 """
 from __future__ import annotations
@@ -397,3 +400,49 @@ def test_hostile_answers_everywhere(cfg_for, caplog, monkeypatch):
     counts["seconds"] = round(time.monotonic() - started, 1)
     print(f"\nfuzz part 2 (answers): {counts}; actions without a generated message: {no_message}")
     assert counts["intercom_errors"] > 0 and counts["data"] > 0
+
+
+# ------------------------------------------------------------------------------------- part 3: cfg
+CFG_VALUES: list[Any] = [*HOSTILE_STRINGS, *HOSTILE_VALUES, *SURROGATES, "inf", "-inf", float("inf"),
+                         float("nan"), 1e400, "http://user:pw@127.0.0.1", "http://127.0.0.1:99999",
+                         "http://[::1", "http://127.0.0.1\r\n", "ftp://127.0.0.1", "http://169.254.169.254",
+                         "http://[::ffff:169.254.169.254]", "http://2852039166", "http://metadata.google.internal",
+                         "tok\r\nen", "t\u00f6k\u0153n", "custom", "--- Custom URL", "eu"]
+CFG_FIELDS = ["accessToken", "server", "otherServer", "intercomVersion", "requestTimeout", "maxRetries",
+              "emitBehaviour", "startTime", "lagSeconds", "pageSize"]
+
+
+def test_hostile_configuration(cfg_for, caplog):
+    counts = {"cases": 0, "refused": 0, "sent": 0}
+    started = time.monotonic()
+    with recording_server(lambda request: Answer.json({"type": "list", "data": [], "id": "1"})) as server, \
+            caplog.at_level(logging.DEBUG):
+        for field in CFG_FIELDS:
+            for value in CFG_VALUES:
+                cfg = {**cfg_for(server), "startTime": "2024-01-01", field: value}
+                if field == "otherServer":
+                    cfg["server"] = "custom"
+                where = f"cfg {field}={value!r:.60}"
+                for function, msg in (("deleteCompany", {"data": {"id": "1"}}), ("listAdmins", {"data": {}}),
+                                      ("newOrUpdatedCompanies", {})):
+                    before = len(server.requests)
+                    caplog.clear()
+                    events = execute(function, msg, cfg, {}, component_dir=ROOT)
+                    errors = errors_of(events)
+                    assert all(e["name"] in ALLOWED_ERRORS for e in errors), f"{function} {where}: {errors}"
+                    refused = [e for e in errors if e["name"] == "ConfigurationError"]
+                    if refused:
+                        assert len(server.requests) == before, f"{function} {where}: sent"
+                        assert refused[0]["field"] and refused[0]["field"] in refused[0]["message"], refused
+                        counts["refused"] += 1
+                    counts["sent"] += len(server.requests) - before
+                    check_no_leak(f"{function} {where}", json.dumps(events, ensure_ascii=False), caplog.text)
+                    counts["cases"] += 1
+                caplog.clear()
+                result = verify(cfg)
+                assert set(result) <= {"verified", "reason"}
+                check_no_leak(f"verify {where}", json.dumps(result), caplog.text)
+                counts["cases"] += 1
+    counts["seconds"] = round(time.monotonic() - started, 1)
+    print(f"\nfuzz part 3 (configuration): {counts}")
+    assert counts["refused"] > 0 and counts["sent"] > 0
