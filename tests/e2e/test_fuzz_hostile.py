@@ -20,7 +20,7 @@ dripping answer is cut off by the deadline (the server sees the client hang up b
 Part 3, hostile configuration (every credential and trigger field, one at a time) into an action, a list
 action, a trigger and the verifier: no internal error; a refused cfg names a field and sends nothing.
 
-``FUZZ_SECONDS`` (default 8) bounds part 1's random phase; the counts are printed (``pytest -s``).
+``FUZZ_SECONDS`` (default 5) bounds part 1's random phase; the counts are printed (``pytest -s``).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ COMPONENT = json.loads((ROOT / "component.json").read_text())
 TOKEN = "fuzZ-t0ken_9f8e7d6c5b4a3210-SECRET"
 ALLOWED_ERRORS = {"ValidationError", "ConfigurationError", "IntercomError", "ForbiddenAddress"}
 SEED = int(os.environ.get("FUZZ_SEED", "12"))
-BUDGET = float(os.environ.get("FUZZ_SECONDS", "8"))
+BUDGET = float(os.environ.get("FUZZ_SECONDS", "5"))
 
 
 def operations() -> dict[str, Operation]:
