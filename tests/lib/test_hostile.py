@@ -516,3 +516,16 @@ def test_cli_refuses_unusable_json_files_with_one_line_and_exit_2(tmp_path, cont
 def test_cli_refuses_an_unreadable_file(tmp_path):
     done = run_cli("exec", "deleteCompany", "--msg", str(tmp_path))  # a directory
     assert done.returncode == 2 and len(done.stderr.decode().splitlines()) == 1
+
+
+def test_cli_exec_output_never_holds_an_echoed_token(tmp_path, server):
+    server.answer = lambda request: Answer.json(
+        {"errors": [{"code": "x", "message": "q" * 270 + request.headers["Authorization"]}]}, 400,
+        **{"X-Request-Id": base64.b64encode(request.headers["Authorization"].encode()).decode()})
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"accessToken": TOKEN, "server": "custom", "otherServer": server.url}))
+    msg = tmp_path / "msg.json"
+    msg.write_text(json.dumps({"data": {"id": "1"}}))
+    done = run_cli("exec", "deleteCompany", "--cfg", str(cfg), "--msg", str(msg))
+    assert done.returncode == 1 and b'"IntercomError"' in done.stdout and len(server.requests) == 1
+    assert not leaks(done.stdout.decode()) and not leaks(done.stderr.decode())
