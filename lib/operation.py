@@ -393,7 +393,8 @@ class Operation:
             raise answers.invalid(str(exc), response, method=self.method, path=request["path"]) from None
         except ValueError:
             body = {"status": status, "action": self.action_id, "result": "non-JSON response",
-                    "contentType": client.redacted(str(response.headers.get("Content-Type")), 200),
+                    "contentType": client.redacted(response.headers["Content-Type"], 200)
+                    if response.headers.get("Content-Type") is not None else None,
                     "text": client.redacted(content[:10000].decode("utf-8", "replace"), 10000)}
             return {"data": body, "metadata": self._metadata(metadata, None)}
         record_id = body.get("id") if isinstance(body, dict) else None

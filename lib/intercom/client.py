@@ -22,6 +22,9 @@ Design choices (and why):
 * The environment (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``) is read once per session, not per
   request (``trust_env`` is off after that), which keeps the per-call path lean.
 * The token lives only in the session's default headers; no log line or exception includes headers.
+* Every attempt runs under one total deadline (``requestTimeout``, body included) over connections that check
+  where they connect (``transport``); bodies are read under size and depth limits, with any echo of the token
+  masked, and turned into data or a clear IntercomError (``answers``).
 """
 from __future__ import annotations
 
