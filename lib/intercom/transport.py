@@ -30,27 +30,38 @@ from lib.intercom import config
 
 
 class Deadline:
-    """One call's deadline: the sockets it uses are shut down when it expires."""
+    """One call's deadline: the sockets it uses are shut down when it expires, unless the call has finished
+    (under one lock, so that a socket back in the pool, maybe in use by the next call, is never shut)."""
 
-    __slots__ = ("done", "expired", "sockets", "when")
+    __slots__ = ("done", "expired", "lock", "sockets", "when")
 
     def __init__(self, when: float) -> None:
         self.when = when
         self.expired = False
         self.done = False
         self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
 
     def attach(self, sock: socket.socket | None) -> None:
         if sock is None:
             return
-        self.sockets.append(sock)
-        if self.expired:
-            _shut(sock)
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
 
     def expire(self) -> None:
-        self.expired = True
-        for sock in list(self.sockets):
-            _shut(sock)
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            self.sockets.clear()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -110,8 +121,7 @@ def deadline(seconds: float) -> Iterator[Deadline]:
     try:
         yield entry
     finally:
-        entry.done = True
-        entry.sockets.clear()
+        entry.finish()
         _current.deadline = previous
 
 

@@ -476,6 +476,26 @@ def test_request_timeout_also_bounds_dripping_headers(local_cfg, prelude, drip):
     assert info.value.code == "timeout" and outcome == {"aborted": True}
 
 
+def test_a_finished_call_is_never_shut_down_late():
+    """The watchdog may pop a deadline just as its call ends: the socket, back in the pool, must live on."""
+    import socket
+
+    from lib.intercom.transport import Deadline
+
+    for finished in (True, False):
+        ours, peer = socket.socketpair()
+        entry = Deadline(0)
+        entry.attach(ours)
+        if finished:
+            entry.finish()
+        entry.expire()
+        peer.sendall(b"x")
+        ours.settimeout(5)
+        assert ours.recv(1) == (b"x" if finished else b"")  # shut down: EOF at once
+        ours.close()
+        peer.close()
+
+
 def test_deadline_is_per_attempt_and_retries_go_on(server, local_cfg):
     calls = []
 
