@@ -489,9 +489,13 @@ def test_a_finished_call_is_never_shut_down_late():
         if finished:
             entry.finish()
         entry.expire()
-        peer.sendall(b"x")
-        ours.settimeout(5)
-        assert ours.recv(1) == (b"x" if finished else b"")  # shut down: EOF at once
+        if finished:
+            peer.sendall(b"x")
+            ours.settimeout(5)
+            assert ours.recv(1) == b"x"
+        else:
+            with pytest.raises(OSError):  # shut down: nothing more goes out
+                ours.sendall(b"y")
         ours.close()
         peer.close()
 
