@@ -5,7 +5,8 @@ The sailor calls ``process(ctx, msg, cfg, snapshot)`` (``ctx`` is the sailor's `
 ``Operation.process`` takes the context as its first argument after ``self``.
 
 Per message: shallow-copy ``msg.data``; rename aliases; fill missing path/query parameters from cfg step
-fields of the same name; move a flat body into ``requestBody``; validate against
+fields of the same name; move a flat body into ``requestBody``; turn integers given for string ids into
+strings (the generator lists where, ``string_ids``); validate against
 ``schemas/<action_id>.in.json`` (validator compiled once per process); build the request; call the shared
 ``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
 (emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
@@ -163,6 +164,26 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _stringify_ids(value: Any, path: tuple[str, ...]) -> Any:
+    """``value`` with an integer at ``path`` (``*`` = each array element) replaced by its decimal string.
+
+    Copy-on-write: containers on the way are copied only where something changes, so the incoming message
+    is never modified. Only ``int`` counts (never ``bool``, never a float such as 42.0: those stay as they
+    are and fail validation with a clear error)."""
+    if not path:
+        return str(value) if type(value) is int else value
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if not isinstance(value, list):
+            return value
+        items = [_stringify_ids(item, rest) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if not isinstance(value, dict) or head not in value:
+        return value
+    new = _stringify_ids(value[head], rest)
+    return value if new is value[head] else {**value, head: new}
+
+
 def _message_parts(msg: Any) -> tuple[Any, dict[str, Any]]:
     """(data, metadata) of a sailor Message, a ``{"data":..,"metadata":..}`` dict or a bare data dict."""
     data = getattr(msg, "data", None)
@@ -208,6 +229,7 @@ class Operation:
         idempotent: bool | None = None,
         aliases: dict[str, tuple[str, ...]] | None = None,
         response: str = "json",
+        string_ids: tuple[tuple[str, ...], ...] = (),
         *,
         component_root: str | Path | None = None,
         schema_dir: str | Path | None = None,
@@ -229,6 +251,7 @@ class Operation:
         self.idempotent = idempotent
         self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
         self.response = response
+        self.string_ids = tuple(tuple(p) for p in string_ids)  # chosen by tools/generate.py (string_ids)
         self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
@@ -270,6 +293,8 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
+        for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
+            data = _stringify_ids(data, path)
         errors = self._errors(data)
         if errors and self.has_body and "requestBody" not in data:
             # No body given: name the missing body fields as requestBody.<field>, not as top-level keys
