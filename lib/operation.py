@@ -33,6 +33,7 @@ import jsonschema_rs
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators as js_validators
 
+from lib.intercom import pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
 
@@ -352,7 +353,8 @@ class Operation:
         client = IntercomClient.from_cfg(cfg)
         if self.items_key:
             logger = getattr(ctx, "logger", None) or log
-            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger)
+            limit = pagination.max_pages(cfg) if self.pagination else 1
+            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger, limit)
         return self._single_message(client, request, data, metadata)
 
     def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
@@ -396,12 +398,12 @@ class Operation:
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
     def _pages(self, client: IntercomClient, request: dict[str, Any],
-               logger: logging.Logger) -> Iterator[Any]:
+               logger: logging.Logger, limit: int) -> Iterator[Any]:
         if self.pagination:
             yield from client.paginate(self.method, request["path"], style=self.pagination,
                                        params=request["params"], json=request["json"],
                                        headers=request["headers"], items_key=self.items_key or "data",
-                                       logger=logger)
+                                       logger=logger, max_pages=limit)
         else:
             yield client.request_json(self.method, request["path"], params=request["params"],
                                       json=request["json"], headers=request["headers"],
@@ -416,9 +418,10 @@ class Operation:
         return items if isinstance(items, list) else []
 
     def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
-                       metadata: dict[str, Any], logger: logging.Logger) -> Iterator[dict[str, Any]]:
+                       metadata: dict[str, Any], logger: logging.Logger,
+                       limit: int = pagination.DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
         key = self.items_key
-        pages = self._pages(client, request, logger)
+        pages = self._pages(client, request, logger, limit)
         if behaviour == "emitPage":
             page_metadata = self._metadata(metadata, None)
             for page in pages:
@@ -430,7 +433,12 @@ class Operation:
                     yield _HandedOver(data=item, metadata=self._metadata(metadata, record_id))
         else:
             collected: list[Any] = []
-            for page in pages:
-                collected.extend(self._items(page))
+            try:
+                for page in pages:
+                    collected.extend(self._items(page))
+            except pagination.PaginationError:  # what was fetched is emitted, then the error
+                yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
+                                  metadata=self._metadata(metadata, None))
+                raise
             yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
                               metadata=self._metadata(metadata, None))

@@ -84,7 +84,16 @@ EMIT_BEHAVIOUR_FIELD = {
         "emitIndividually": "Emit individually: one message per object, all pages",
         "fetchAll": "Fetch all: one message with every object of all pages",
     },
-    "note": "How a list of results becomes messages. All pages are followed to the end.",
+    "note": "How a list of results becomes messages. All pages are followed to the end (see Page limit).",
+}
+
+MAX_PAGES_FIELD = {
+    "label": "Page limit",
+    "required": False,
+    "viewClass": "TextFieldView",
+    "placeholder": "10000",
+    "note": "At most this many pages are read per message (default 10000). Past it, or when Intercom repeats "
+            "a page, what was read is emitted, then one error.",
 }
 
 
@@ -697,6 +706,8 @@ def action_entry(action: Action) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if is_list(action):
         fields["emitBehaviour"] = copy.deepcopy(EMIT_BEHAVIOUR_FIELD)
+    if is_list(action) and pagination(action):
+        fields["maxPages"] = copy.deepcopy(MAX_PAGES_FIELD)
     for param, (model, label) in select_fields(action).items():
         fields[param] = {
             "label": f"{label} ({param})",

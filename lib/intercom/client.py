@@ -39,7 +39,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from lib.intercom import regions
+from lib.intercom import pagination, regions
 from lib.intercom.errors import ConfigurationError, IntercomError, scrub
 
 log = logging.getLogger("lib.intercom.client")
@@ -50,7 +50,7 @@ DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
 USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}"
-PAGINATION_STYLES = ("cursor", "search", "scroll", "page")
+PAGINATION_STYLES = pagination.STYLES
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CACHE_SIZE = 64
 #: Every cfg field settings_from_cfg (and lib.intercom.regions) reads: together they determine the client.
@@ -334,74 +334,18 @@ class IntercomClient:
         items_key: str = "data",
         idempotent: bool = True,
         logger: logging.Logger | None = None,
+        max_pages: int = pagination.DEFAULT_MAX_PAGES,
     ) -> Iterator[Any]:
-        """Yield each page's JSON, following ``style`` to the last page.
+        """Yield each page's JSON, following ``style`` to the last page (lib.intercom.pagination: the styles,
+        the loop guard and the ``max_pages`` cap, all ending in PaginationError after the pages so far).
+        Listing is a read, so pages are retried as idempotent."""
+        def fetch(request: pagination.PageRequest) -> Any:
+            return self.request_json(method, request.path, params=request.params, json=request.json,
+                                     headers=headers, idempotent=idempotent)
 
-        ``cursor``: ``pages.next.starting_after`` goes into the query (a ``pages.next`` URL is followed);
-        ``search``: it goes into the body's ``pagination.starting_after``; ``scroll``: ``scroll_param``
-        until a page has no items (that empty end marker is not yielded, unless it is the first page);
-        ``page``: ``page`` numbers up to ``pages.total_pages`` (or the
-        ``pages.next`` URL). A cursor or URL seen twice ends the loop with a warning (a server bug would
-        otherwise make us loop for ever). Listing is a read, so pages are retried as idempotent.
-        """
-        if style not in PAGINATION_STYLES:
-            raise ValueError(f"unknown pagination style {style!r}; expected one of {PAGINATION_STYLES}")
-        logger = logger or log
-        seen: set[str] = set()
-        current_page = 0
-        yielded = 0
-        while True:
-            page = self.request_json(method, path, params=params, json=json, headers=headers,
-                                     idempotent=idempotent)
-            if style == "scroll" and yielded and isinstance(page, dict) and not page.get(items_key):
-                return  # the empty page that ends a scroll is a marker, not data
-            yielded += 1
-            yield page
-            if not isinstance(page, dict):
-                return
-            pages = page.get("pages") if isinstance(page.get("pages"), dict) else {}
-            nxt = pages.get("next")
-            token: str | None = None
-            if style == "scroll":
-                items = page.get(items_key)
-                scroll = page.get("scroll_param")
-                if not items or not scroll:
-                    return
-                params = _with_params(params, {"scroll_param": scroll})
-                continue
-            if isinstance(nxt, str) and nxt:
-                token = "url:" + nxt
-                if token in seen:
-                    return _loop_warning(logger, method, path)
-                seen.add(token)
-                path, url_params = self._split_next_url(nxt)
-                params = _with_params(params, url_params)
-                continue
-            cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
-            if cursor and style in ("cursor", "search", "page"):
-                if cursor in seen:
-                    return _loop_warning(logger, method, path)
-                seen.add(cursor)
-                if style == "search":
-                    body = dict(json) if isinstance(json, dict) else {}
-                    pagination = dict(body.get("pagination") or {})
-                    pagination["starting_after"] = cursor
-                    body["pagination"] = pagination
-                    json = body
-                else:
-                    params = _with_params(params, {"starting_after": cursor})
-                continue
-            if style == "page":
-                number = pages.get("page")
-                total = pages.get("total_pages")
-                if not isinstance(number, int) or not isinstance(total, int) or number >= total:
-                    return
-                if number <= current_page:
-                    return _loop_warning(logger, method, path)
-                current_page = number
-                params = _with_params(params, {"page": number + 1})
-                continue
-            return
+        first = pagination.PageRequest(path, params, json)
+        return pagination.follow(fetch, style, first, method=method.upper(), items_key=items_key,
+                                 split_url=self._split_next_url, limit=max_pages)
 
     def _split_next_url(self, url: str) -> tuple[str, list[tuple[str, str]]]:
         """Path and query of a ``pages.next`` URL, re-rooted on our base URL (the token never leaves it)."""
@@ -410,21 +354,3 @@ class IntercomClient:
         if self._base_path and path.startswith(self._base_path + "/"):
             path = path[len(self._base_path):]
         return path, parse_qsl(parts.query, keep_blank_values=True)
-
-
-def _loop_warning(logger: logging.Logger, method: str, path: str) -> None:
-    logger.warning("Intercom %s %s returned a pagination cursor seen before; stopping to avoid a loop",
-                   method, path)
-
-
-def _with_params(params: Any, updates: dict[str, Any] | list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """``params`` (dict or pairs) with every key in ``updates`` replaced by its new value(s)."""
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
-    replaced = {key for key, _ in pairs}
-    if params is None:
-        base: list[tuple[str, Any]] = []
-    elif isinstance(params, dict):
-        base = [(k, v) for k, v in params.items() if k not in replaced]
-    else:
-        base = [(k, v) for k, v in params if k not in replaced]
-    return base + pairs
