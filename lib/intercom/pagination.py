@@ -84,12 +84,12 @@ class _Pager:
 
     def mark(self, token: str, what: str) -> None:
         if token in self.seen:
-            raise PaginationError(f"Intercom returned a {what} already requested; stopped to avoid a loop",
-                                  code="pagination_loop")
+            raise PaginationError(f"Intercom repeated {what}; stopped to avoid a loop (the pages before "
+                                  "were emitted)", code="pagination_loop")
         self.seen.add(token)
 
     def follow_url(self, nxt: str, request: PageRequest) -> PageRequest:
-        self.mark("url:" + nxt, "next-page URL")
+        self.mark("url:" + nxt, "a next-page URL already requested")
         path, query = self.split_url(nxt)
         return replace(request, path=path).with_query(query)
 
@@ -116,7 +116,7 @@ class CursorPager(_Pager):
         cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
         if not cursor:
             return None
-        self.mark("cursor:" + str(cursor), "cursor (starting_after)")
+        self.mark("cursor:" + str(cursor), "a cursor (starting_after) already requested")
         return request.with_query([("starting_after", cursor)])
 
 
@@ -128,7 +128,7 @@ class SearchPager(_Pager):
         cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
         if not cursor:
             return None
-        self.mark("cursor:" + str(cursor), "search cursor (starting_after)")
+        self.mark("cursor:" + str(cursor), "a search cursor (starting_after) already requested")
         body = dict(request.json) if isinstance(request.json, dict) else {}
         body["pagination"] = {**(body.get("pagination") or {}), "starting_after": cursor}
         return replace(request, json=body)
@@ -147,7 +147,7 @@ class PagePager(_Pager):
             return self.follow_url(nxt, request)
         cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
         if cursor:
-            self.mark("cursor:" + str(cursor), "cursor (starting_after)")
+            self.mark("cursor:" + str(cursor), "a cursor (starting_after) already requested")
             return request.with_query([("starting_after", cursor)])
         number, total = _numbers(page)
         if number is None or total is None or number >= total:
@@ -182,7 +182,7 @@ class ScrollPager(_Pager):
         if items:
             text = json.dumps(items, sort_keys=True, default=str).encode()
             self.mark("page:" + hashlib.sha1(text, usedforsecurity=False).hexdigest(),
-                      "scroll page (the same objects as an earlier page)")
+                      "a scroll page (the same objects as an earlier page)")
 
     def next(self, page: dict[str, Any], request: PageRequest) -> PageRequest | None:
         items, scroll = page.get(self.items_key), page.get("scroll_param")
