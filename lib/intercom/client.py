@@ -8,10 +8,11 @@ Design choices (and why):
   (``prefetch`` > 1): we never mutate it after construction (default headers are set once, cookies are
   refused by policy so nothing is written to its jar) and urllib3's connection pool is thread-safe, which
   is the part requests' own docs worry about. ``pool_maxsize`` allows 16 parallel connections per host.
+* **Rate limits** (lib/intercom/ratelimit.py): calls are paced from ``X-RateLimit-Remaining``/``-Reset``
+  before Intercom refuses them. A 429 (rejected without processing, so every method is retried) waits
+  until ``X-RateLimit-Reset`` (``Retry-After`` or backoff when absent) and does not count as a retry; one
+  call waits at most ``max_rate_limit_wait`` (default 60 s) in total for 429s.
 * **Retries** (at most ``maxRetries``, default 3):
-  - 429: Intercom rejected the request without processing it, so every method is retried, after
-    sleeping until ``X-RateLimit-Reset`` (epoch seconds; capped at ``max_rate_limit_wait``, default 60 s;
-    ``Retry-After`` or backoff when the header is absent).
   - 5xx, read timeouts and dropped connections: retried with exponential backoff and full jitter only when
     the call is idempotent (GET/PUT/DELETE/HEAD/OPTIONS, and POSTs the caller marks ``idempotent=True``:
     search and list). A plain POST may have reached Intercom and been applied, so repeating it could create
@@ -39,14 +40,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from lib.intercom import pagination, regions
-from lib.intercom.errors import ConfigurationError, IntercomError, scrub
+from lib.intercom import pagination, ratelimit, regions
+from lib.intercom.errors import ConfigurationError, IntercomError, scrub, with_auth_hint
 
 log = logging.getLogger("lib.intercom.client")
 
 DEFAULT_VERSION = "2.8"
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
 USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}"
@@ -99,7 +100,7 @@ class IntercomClient:
         version: str = DEFAULT_VERSION,
         timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
         max_retries: int = DEFAULT_MAX_RETRIES,
-        max_rate_limit_wait: float = 60.0,
+        max_rate_limit_wait: float = ratelimit.DEFAULT_RATE_LIMIT_WAIT,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] | None = None,
@@ -119,6 +120,7 @@ class IntercomClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.clock = clock
+        self.pacer = ratelimit.Pacer(clock)  # this token's rate-limit window, shared by the client's threads
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
         session.mount("https://", adapter)
@@ -216,16 +218,8 @@ class IntercomClient:
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
 
     def _wait_for(self, response: requests.Response, attempt: int) -> float:
-        """Seconds to wait before retrying this 429/5xx response."""
+        """Seconds to wait before retrying this 5xx response: Retry-After, else backoff."""
         headers = response.headers
-        reset = headers.get("X-RateLimit-Reset")
-        if reset is not None and response.status_code == 429:
-            try:
-                wait = float(reset) - self.clock()
-            except ValueError:
-                wait = -1.0
-            if wait >= 0:
-                return min(wait + 0.05, self.max_rate_limit_wait)
         retry_after = headers.get("Retry-After")
         if retry_after is not None:
             try:
@@ -250,9 +244,13 @@ class IntercomClient:
         if idempotent is None:
             idempotent = method in _IDEMPOTENT_METHODS
         url = self._url(path)
-        attempt = 0
+        attempt = retries = 0  # retries: of failures (maxRetries); 429s are bounded by time instead
+        rate_limited = 0.0  # seconds this call has waited for 429s (at most max_rate_limit_wait)
         while True:
             attempt += 1
+            pace = self.pacer.delay()
+            if pace > 0:
+                self._sleep(min(pace, self.max_rate_limit_wait))
             try:
                 response = self.session.request(method, url, params=params, json=json, headers=headers,
                                                 timeout=self.timeout, stream=stream)
@@ -260,28 +258,42 @@ class IntercomClient:
                 sent = _sent_before_failure(exc)
                 connection_problem = isinstance(
                     exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
-                if connection_problem and attempt <= self.max_retries and (idempotent or not sent) \
+                if connection_problem and retries < self.max_retries and (idempotent or not sent) \
                         and not isinstance(exc, requests.exceptions.SSLError):
-                    wait = self._backoff(attempt)
+                    retries += 1
+                    wait = self._backoff(retries)
                     log.warning("Intercom %s %s failed (%s); retry %d/%d in %.2fs", method, path,
-                                type(exc).__name__, attempt, self.max_retries, wait)
+                                type(exc).__name__, retries, self.max_retries, wait)
                     self._sleep(wait)
                     continue
                 raise self._connection_error(exc, method, path, attempt, sent) from None
+            self.pacer.observe(response.headers)
             status = response.status_code
             if status < 400:
                 return response
-            if attempt <= self.max_retries and (status == 429 or (status >= 500 and idempotent)):
-                wait = self._wait_for(response, attempt)
+            if status == 429:
+                wait = ratelimit.wait_for_429(response.headers, self.clock(), self._backoff(attempt))
+                if rate_limited + wait <= self.max_rate_limit_wait:
+                    rate_limited += wait
+                    log.warning("Intercom %s %s answered 429; waiting %.2fs (%.1fs of %gs for rate limits)",
+                                method, path, wait, rate_limited, self.max_rate_limit_wait)
+                    response.close()
+                    self._sleep(wait)
+                    continue
+            elif status >= 500 and idempotent and retries < self.max_retries:
+                retries += 1
+                wait = self._wait_for(response, retries)
                 log.warning("Intercom %s %s answered %d; retry %d/%d in %.2fs", method, path, status,
-                            attempt, self.max_retries, wait)
+                            retries, self.max_retries, wait)
                 response.close()
                 self._sleep(wait)
                 continue
             error = IntercomError.from_response(response, method=method, path=path, attempts=attempt,
                                                 token=self._token)
             response.close()
-            raise error
+            if status == 429:
+                error = ratelimit.gave_up(error, rate_limited, wait, self.max_rate_limit_wait)
+            raise with_auth_hint(error)
 
     def _connection_error(self, exc: requests.RequestException, method: str, path: str, attempts: int,
                           sent: bool) -> IntercomError:
