@@ -26,7 +26,7 @@ from lib.intercom.errors import IntercomError
 DEFAULT_RATE_LIMIT_WAIT = 60.0  # seconds one call may spend waiting for 429s, in total
 LOW_WATER = 0.2  # pace once less than this share of the window's limit remains
 MIN_LOW_WATER = 5  # ... or fewer than this many calls, for small limits
-MARGIN = 0.05  # seconds after Reset before the next window is used (clock granularity)
+MARGIN = 0.02  # seconds after Reset before the next window is used (the server may roll over late)
 MIN_429_WAIT = 0.1  # a 429 whose Reset has passed still waits this long: the number of retries stays bounded
 
 

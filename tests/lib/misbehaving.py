@@ -36,6 +36,8 @@ class Misbehaving:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request) ...
+            disable_nagle_algorithm = True  # ... and at once: no 40 ms delayed-ACK stall per request
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
