@@ -139,7 +139,7 @@ class PagePager(_Pager):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.current = 0
+        self.current: int | None = None
 
     def next(self, page: dict[str, Any], request: PageRequest) -> PageRequest | None:
         nxt = _next(page)
@@ -158,7 +158,7 @@ class PagePager(_Pager):
         number, total = _numbers(page)
         if number is None:
             return
-        if number <= self.current:
+        if self.current is not None and number <= self.current:
             raise PaginationError(f"Intercom answered page {number} (of {total}) again; stopped to avoid a "
                                   "loop", code="pagination_loop")
         self.current = number

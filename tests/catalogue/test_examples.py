@@ -211,3 +211,34 @@ def test_numeric_ids_are_sent_as_strings_but_floats_and_booleans_are_refused() -
     flat = {"name": "vip", "companies": [{"id": 7}, {"company_id": 8}]}
     events, calls = run("createTag", flat)
     assert json.loads(calls[0].body) == {"name": "vip", "companies": [{"id": "7"}, {"company_id": "8"}]}
+
+
+def integers(value: Any, path: str = "") -> dict[str, int]:
+    """Every integer (not boolean) in a JSON value, by path."""
+    if type(value) is int:
+        return {path: value}
+    if isinstance(value, dict):
+        return {k: v for name, sub in value.items() for k, v in integers(sub, f"{path}.{name}").items()}
+    if isinstance(value, list):
+        return {k: v for i, sub in enumerate(value) for k, v in integers(sub, f"{path}[{i}]").items()}
+    return {}
+
+
+ISSUE_ACTIONS = ("createNote", "attachSubscriptionTypeToContact", "attachTagToContact",
+                 "attachTagToConversation", "detachTagFromConversation", "attachContactToConversation",
+                 "detachContactFromConversation", "redactConversation", "manageConversation")
+
+
+@pytest.mark.parametrize("action_id", ISSUE_ACTIONS)
+def test_intercoms_numeric_id_examples_are_sent_with_string_ids(action_id: str) -> None:
+    """The actions whose own examples send numbers for string ids: each such number arrives as a string."""
+    examples = [c for c in CASES if c[0] == action_id and c[3] is not None and integers(c[3])]
+    assert examples
+    for _, _, params, body, _ in examples:
+        events, calls = run(action_id, {**params, "requestBody": body})
+        assert [e["event"] for e in events] == ["data"]
+        sent = json.loads(calls[0].body)
+        numbers = integers(body)
+        ids = {path for path in numbers if re.search(r"(^|_|\.)id$", path)}
+        assert ids and {path for path in numbers if path not in integers(sent)} == ids
+        assert all(integers(sent)[path] == numbers[path] for path in set(numbers) - ids)  # e.g. snoozed_until
