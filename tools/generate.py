@@ -119,7 +119,9 @@ class Correction:
     ``append`` (add the value to a list) or ``remove`` (drop the key). With ``from_revision`` the value is
     copied from that pointer of Intercom's newest description (2.16), which is then the evidence itself.
     ``examples`` names request examples of the description (operationId/example) that the correction makes
-    valid: tests/catalogue/test_examples.py checks each is rejected without it and accepted with it.
+    valid: tests/catalogue/test_examples.py checks that each fails against the description as published
+    and passes against the corrected one. A pointer that no longer exists (a new revision of the
+    description) stops the generator, and so does an ``append`` the description already has.
     """
 
     action: str
@@ -172,12 +174,14 @@ CORRECTIONS: tuple[Correction, ...] = (
         value={"title": "from a user or lead", "required": ["from", "body"],
                "properties": {"from": {"properties": {"type": {"enum": ["user", "lead"]}}}}},
         reason="A message from a user or lead has a body and a sender only (no message_type, no `to`).",
-        evidence="Intercom's own examples user_message_created and lead_message_created (answers 200)."),
+        evidence="Intercom's own examples user_message_created and lead_message_created (answers 200).",
+        examples=("createMessage/user_message_created",)),
     Correction(
         "createMessage", "append", SCHEMAS + "create_message_request/properties/message_type/enum",
         value="conversation",
         reason="An admin-initiated conversation is created with message_type `conversation`.",
-        evidence="Intercom's own example admin_message_created (answer 200)."),
+        evidence="Intercom's own example admin_message_created (answer 200).",
+        examples=("createMessage/admin_message_created",)),
     Correction(
         "createConversation", "remove",
         SCHEMAS + "create_conversation_request/properties/from/properties/id/format",

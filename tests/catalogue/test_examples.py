@@ -27,7 +27,7 @@ from elasticio_sailor import execute
 
 from tests.catalogue import support
 from tests.catalogue.test_actions import ROWS, spec_operation
-from tools.generate import CORRECTIONS, pointer_get
+from tools.generate import CORRECTIONS
 
 TOKEN = "tok_examples_1234567890"
 
@@ -173,11 +173,11 @@ CORRECTED_EXAMPLES = [(fix, example) for fix in CORRECTIONS for example in fix.e
 
 @pytest.mark.parametrize(("fix", "example"), CORRECTED_EXAMPLES,
                          ids=[f"{f.action}:{e}" for f, e in CORRECTED_EXAMPLES])
-def test_each_correction_is_needed_for_its_example(fix, example: str) -> None:
+def test_each_correction_makes_its_example_valid(fix, example: str) -> None:
     """The example fails against the description as published and passes against the corrected one."""
     from openapi_core import OpenAPI
 
-    from tools.generate import MISSING_SCHEMAS, corrected_description
+    from tools.generate import MISSING_SCHEMAS
 
     name = example.split("/")[1]
     case = next(c for c in CASES if c[0] == fix.action and c[1] == name)
@@ -190,7 +190,6 @@ def test_each_correction_is_needed_for_its_example(fix, example: str) -> None:
     with pytest.raises(Exception):  # noqa: B017
         OpenAPI.from_dict(published).validate_request(_openapi_request(request))
     support.validate_request(request, legacy=False)
-    assert pointer_get(corrected_description(support.SPEC_DIR), fix.pointer.rsplit("/", 1)[0]) is not None
 
 
 def _openapi_request(prepared: requests.PreparedRequest) -> Any:
