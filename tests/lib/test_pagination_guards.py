@@ -189,3 +189,25 @@ def test_companies_trigger_restarts_a_refused_scroll_on_the_next_poll_and_loses_
     assert [e for e in second if e["event"] == "error"] == []
     assert ids[2] == []  # and nothing again once the scan completed
     assert sorted(ids[0] + ids[1]) == sorted(c["id"] for c in scrolls.companies)
+
+
+def test_a_fetch_all_poll_emits_what_it_collected_then_the_error() -> None:
+    with Misbehaving(cycling_cursor) as server:
+        cfg = server.cfg(startTime=str(BASE), lagSeconds="0", emitBehaviour="fetchAll")
+        events, snapshot, _ = execute_full("newOrUpdatedContacts", {}, cfg, {}, component_dir=ROOT)
+    assert [e["event"] for e in events] == ["data", "snapshot", "error"]
+    assert [i["id"] for i in events[0]["data"]["data"]] == ["after-None", "after-A", "after-B"]
+    assert snapshot["ids_at_last"] == ["after-A", "after-B", "after-None"]
+
+
+def test_the_page_cap_ends_a_poll_after_saving_its_position() -> None:
+    def endless_search(request: Request):
+        n = int((request.body.get("pagination") or {}).get("starting_after") or 0)
+        return 200, {}, page([f"e{n}"], pages={"next": {"starting_after": str(n + 1)}})
+
+    with Misbehaving(endless_search) as server:
+        cfg = server.cfg(startTime=str(BASE), lagSeconds="0", maxPages=3)
+        events, snapshot, _ = execute_full("newOrUpdatedContacts", {}, cfg, {}, component_dir=ROOT)
+        assert len(server.requests) == 3
+    assert [e["event"] for e in events if e["event"] != "snapshot"] == ["data"] * 3 + ["error"]
+    assert events[-1]["error"]["code"] == "page_limit" and snapshot["ids_at_last"] == ["e0", "e1", "e2"]
