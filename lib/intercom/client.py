@@ -120,7 +120,7 @@ class IntercomClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.clock = clock
-        self.pacer = ratelimit.Pacer(clock)  # this token's rate-limit window, shared by the client's threads
+        self.pacer = ratelimit.pacer_for(self.base_url, token, clock)  # the app's window, shared in-process
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
         session.mount("https://", adapter)
@@ -203,6 +203,7 @@ class IntercomClient:
         with cls._cache_lock:
             cls._cache.clear()
             cls._settings_keys.clear()
+        ratelimit.forget()
 
     # ---------------------------------------------------------------------------------------- calls
     def _url(self, path: str) -> str:

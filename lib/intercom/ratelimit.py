@@ -4,7 +4,7 @@ Intercom's limit is per app (so per access token), counted in 10-second windows,
 using the token. Each answer says how much is left: ``X-RateLimit-Limit`` (per window), ``-Remaining`` and
 ``-Reset`` (epoch seconds when the window ends).
 
-Pacing (``Pacer``, one per client, shared by its threads): while plenty remains, calls go at once. Once
+Pacing (``Pacer``, one per app and process, ``pacer_for``): while plenty remains, calls go at once. Once
 ``Remaining`` falls below ``LOW_WATER`` of the limit, the remaining calls are spread until ``Reset``: each
 waits ``(reset - now) / remaining`` after the previous one, so a worker seeing 1 left waits for the next
 window, and several workers sharing a token each slow down as the count they all see shrinks: the budget is
@@ -17,6 +17,7 @@ used to the end of the window with few 429s. Each call reserves its slot (and co
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -86,6 +87,28 @@ class Pacer:
             self.next_slot = slot
             self.remaining -= 1
             return slot - now
+
+
+_pacers: dict[tuple[str, str], Pacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def pacer_for(base_url: str, token: str, clock: Callable[[], float]) -> Pacer:
+    """The one Pacer of an app (base URL and token) in this process: every client of the token (steps
+    with other timeouts or retry settings get their own client) paces against the same window. Keyed by
+    a hash, so the token is not kept a second time."""
+    key = (base_url, hashlib.sha256(token.encode()).hexdigest())
+    with _pacers_lock:
+        pacer = _pacers.get(key)
+        if pacer is None or pacer.clock is not clock:
+            pacer = _pacers[key] = Pacer(clock)
+        return pacer
+
+
+def forget() -> None:
+    """Drop every Pacer (with IntercomClient.clear_cache: tests, credential rotation)."""
+    with _pacers_lock:
+        _pacers.clear()
 
 
 def wait_for_429(headers: Mapping[str, Any], now: float, backoff: float) -> float:

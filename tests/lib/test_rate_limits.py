@@ -67,6 +67,14 @@ def test_a_new_window_replaces_the_old_one_and_late_answers_of_a_window_only_low
     assert pacer.remaining == 90 and pacer.delay() == 0
 
 
+def test_clients_of_one_token_share_one_pacer_and_other_tokens_do_not():
+    first = IntercomClient.from_cfg({"accessToken": TOKEN})
+    other_settings = IntercomClient.from_cfg({"accessToken": TOKEN, "requestTimeout": "5"})
+    other_token = IntercomClient.from_cfg({"accessToken": TOKEN + "x"})
+    assert first is not other_settings and first.pacer is other_settings.pacer
+    assert other_token.pacer is not first.pacer
+
+
 # ----------------------------------------------------------------------------------- 401 and 403
 
 
