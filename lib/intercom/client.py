@@ -214,6 +214,10 @@ class IntercomClient:
     def _sleep(self, seconds: float) -> None:
         (self.sleep or _module_sleep)(seconds)
 
+    def _pace(self, seconds: float) -> None:
+        if seconds > 0:
+            self._sleep(min(seconds, self.max_rate_limit_wait))
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
@@ -249,13 +253,13 @@ class IntercomClient:
         rate_limited = 0.0  # seconds this call has waited for 429s (at most max_rate_limit_wait)
         while True:
             attempt += 1
-            pace = self.pacer.delay()
-            if pace > 0:
-                self._sleep(min(pace, self.max_rate_limit_wait))
+            self._pace(self.pacer.delay())  # proactive pacing (lib/intercom/ratelimit.py)
+            self._pace(self.pacer.go())
             try:
                 response = self.session.request(method, url, params=params, json=json, headers=headers,
                                                 timeout=self.timeout, stream=stream)
             except requests.RequestException as exc:
+                self.pacer.observe({})
                 sent = _sent_before_failure(exc)
                 connection_problem = isinstance(
                     exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
