@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tools.readme import render
+from tools.readme import actions_table, render
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -15,6 +15,15 @@ def test_actions_table_matches_component_json():
     assert render(README, component) == README, "README's actions table is stale: run python -m tools.readme"
     rows = re.findall(r"^\| `([^`]+)` \|", README, re.M)
     assert set(component["actions"]) <= set(rows)
+
+
+def test_every_action_row_names_its_intercom_call():
+    """Deprecated actions too: their description starts with "Deprecated: ...", the call comes after it."""
+    component = json.loads((ROOT / "component.json").read_text())
+    table = actions_table(component).splitlines()[2:]
+    empty = [row for row in table if row.rstrip().endswith("|  |")]
+    assert empty == []
+    assert "| `deleteVisitor` | Delete a visitor (deprecated) | `DELETE /visitors/{id}` |" in table
 
 
 def test_the_two_commands_come_first():
