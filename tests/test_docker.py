@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -61,11 +62,25 @@ STANDIN_RECIPE = [
 CACHE_DIRS = (Path(os.environ.get("INTERCOM_IMAGE_CACHE", "/var/cache/intercom-connector-tests")),
               Path(tempfile.gettempdir()) / "intercom-connector-tests")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-IMAGE = "localhost/intercom-connector:test"
+IMAGE = "intercom-connector"  # the README's name; the storage is private, so no other image has it
 RUN_FLAGS = ["--runtime", "runc", "--network", "host",
              "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 # What the connector's own layers (everything above the base) may weigh: today about 40 MB.
 ADDED_SIZE_LIMIT = 50_000_000
+
+
+def readme_docker_lines() -> list[str]:
+    """The commands of the README's Docker block, continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("\n## Docker\n"):].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def readme_run_line(word: str) -> str:
+    """The README's `docker run` line that contains `word`."""
+    lines = [line for line in readme_docker_lines() if line.startswith("docker run ") and word in line]
+    assert len(lines) == 1, f"the README's Docker block should have one `docker run` line with {word}"
+    return lines[0]
 
 
 def test_hadolint_reports_nothing():
@@ -124,11 +139,16 @@ class Engine:
             raise AssertionError(f"{' '.join(args[:3])} exited {result.returncode}:\n{result.stderr[-3000:]}")
         return result
 
-    def run(self, *command: str, entrypoint: str | None = None, options: tuple[str, ...] = ()
-            ) -> subprocess.CompletedProcess:
-        """`podman run --rm` of the image with podman `options`, the `entrypoint` and the `command`."""
+    def run(self, *command: str, entrypoint: str | None = None) -> subprocess.CompletedProcess:
+        """`podman run --rm` of the image with the `entrypoint` and the `command`."""
         ep = ("--entrypoint", entrypoint) if entrypoint else ()
-        return self.podman("run", "--rm", *RUN_FLAGS, *ep, *options, IMAGE, *command, check=False)
+        return self.podman("run", "--rm", *RUN_FLAGS, *ep, IMAGE, *command, check=False)
+
+    def readme_command(self, line: str, *options: str) -> list[str]:
+        """A README `docker run` line for bash, run by podman with our flags and `options` added."""
+        assert line.startswith("docker run "), line
+        podman = shlex.join(self.podman_command("run", *RUN_FLAGS, *options))
+        return ["bash", "-c", podman + line.removeprefix("docker run")]
 
     def size(self, image: str) -> int:
         return int(self.podman("image", "inspect", "--format", "{{.Size}}", image).stdout)
@@ -150,6 +170,7 @@ def engine() -> Iterator[Engine]:
         base = f"localhost/standin:{tar.stem.rsplit('-', 1)[1]}"
         eng.podman("import", str(tar), base, timeout=300)
         imported = time.monotonic()
+        assert "docker build -t intercom-connector ." in readme_docker_lines()
         build = subprocess.run(
             ["buildah", *eng.options(), "bud", "--isolation", "chroot", "--pull=never", "--network", "host",
              "--build-arg", f"BASE_IMAGE={base}", "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
@@ -170,7 +191,7 @@ def engine() -> Iterator[Engine]:
 
 @pytest.mark.timeout(900)
 def test_bare_entrypoint_names_the_missing_variable(engine: Engine):
-    result = engine.run()
+    result = engine.run()  # the platform gives the container its variables; here there are none
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"ELASTICIO_[A-Z_]+ is missing", result.stdout + result.stderr), result
 
@@ -213,16 +234,18 @@ print(json.dumps({
 
 @pytest.mark.timeout(900)
 def test_verify_through_the_entrypoint_option(engine: Engine, tmp_path: Path):
-    tmp_path.chmod(0o755)
+    """The README's verify line, run in a directory whose cfg.json names the fake Intercom."""
+    command = engine.readme_command(readme_run_line("verify"))
     with FakeIntercom(token=f"tok-{uuid.uuid4().hex}") as intercom:
         answers = {}
         for name, token in (("good", intercom.token), ("bad", "tok-wrong")):
-            cfg = tmp_path / f"{name}.json"
+            workdir = tmp_path / name
+            workdir.mkdir(mode=0o755)
+            cfg = workdir / "cfg.json"
             cfg.write_text(json.dumps({"accessToken": token, "server": "custom",
                                        "otherServer": intercom.url}))
             cfg.chmod(0o644)
-            answers[name] = engine.run("-m", "elasticio_sailor", "verify", "--cfg", "/cfg.json",
-                                       entrypoint="python", options=("-v", f"{cfg}:/cfg.json:ro"))
+            answers[name] = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
         good, bad = answers["good"], answers["bad"]
         assert (good.returncode, json.loads(good.stdout)) == (0, {"verified": True}), good
         assert bad.returncode == 1 and json.loads(bad.stdout)["verified"] is False, bad
@@ -231,8 +254,8 @@ def test_verify_through_the_entrypoint_option(engine: Engine, tmp_path: Path):
 
 
 @pytest.mark.timeout(900)
-def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: Engine):
-    """The platform's way: environment only, PID 1 in the container, uid 10001, SIGTERM at the end."""
+def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: Engine, tmp_path: Path):
+    """The README's worker line: environment only, PID 1 in the container, uid 10001, SIGTERM at the end."""
     name = f"intercom-worker-{uuid.uuid4().hex[:8]}"
     with FakeIntercom(token=f"tok-{uuid.uuid4().hex}") as intercom, FakePlatform({
         "config": {"accessToken": intercom.token, "server": "custom", "otherServer": intercom.url},
@@ -243,11 +266,10 @@ def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: 
         try:
             outputs = broker.queue("data", "data")
             env = worker_env(broker, platform, "identifyAdmin")
-            passed = sorted(k for k in env if k.startswith("ELASTICIO_") or k == "LOG_LEVEL")
-            # `-e NAME` takes the value from podman's environment: no secret on a command line.
-            command = engine.podman_command("run", "--rm", "--name", name, *RUN_FLAGS,
-                                            *[f"-e{k}" for k in passed], IMAGE)
-            worker = WorkerProcess(env, cwd=ROOT, cmd=command).wait_ready(timeout=120)
+            platform_env = {k: v for k, v in env.items() if k.startswith("ELASTICIO_") or k == "LOG_LEVEL"}
+            (tmp_path / "worker.env").write_text("".join(f"{k}={v}\n" for k, v in platform_env.items()))
+            command = engine.readme_command(readme_run_line("--env-file worker.env"), "--name", name)
+            worker = WorkerProcess(dict(os.environ), cwd=tmp_path, cmd=command).wait_ready(timeout=120)
             pid = engine.podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
             status = Path(f"/proc/{pid}/status").read_text()
             ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines()
