@@ -258,3 +258,31 @@ def test_the_benchmark_lines_with_their_smallest_options(sandbox: Path, line: st
     result = shell(f"{shown(line)} {BENCH[line]}", sandbox, timeout=540)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert re.search(r"ratio|python/raw", result.stdout), result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_the_message_contract_examples_against_the_fake():
+    """The query example (`lisDataEvents`) and the renamed parameter (`listCompaniesForAContact`)."""
+    from elasticio_sailor import execute
+
+    from tools.fake_intercom import FakeIntercom
+
+    example = re.search(r"`(\{\"type\": \"user\", \"filter\":\s+\{\"user_id\": \"42\"\}\})` "
+                        r"on `lisDataEvents` becomes `GET (/events\?\S+)`", README)
+    assert example, "the README's lisDataEvents example moved: update this test"
+    data, request = json.loads(re.sub(r"\s+", " ", example[1])), example[2]
+    with FakeIntercom(seed=False) as fake:
+        contact = fake.add_contact(email="ada@example.com", external_id="42")
+        company = fake.add_company(company_id="acme", name="Acme")
+        fake.events.append({"event_name": "ordered", "user_id": "42", "created_at": 1717000000})
+        cfg = {"accessToken": fake.token, "server": "custom", "otherServer": fake.url}
+        listed = execute("lisDataEvents", {"data": data}, cfg, component_dir=str(ROOT))
+        sent = fake.requests[-1]
+        assert f"{sent.path}?" + "&".join(f"{k}={v}" for k, v in sent.query.items()) == request
+        assert [e["data"]["events"][0]["event_name"] for e in listed] == ["ordered"], listed
+        fake.handle("POST", f"/contacts/{contact['id']}/companies", {"Authorization": f"Bearer {fake.token}"},
+                    json.dumps({"id": company["id"]}).encode())
+        assert "`listCompaniesForAContact` accepts `contact_id`" in README
+        attached = execute("listCompaniesForAContact", {"data": {"contact_id": contact["id"]}}, cfg,
+                           component_dir=str(ROOT))
+        assert [e["data"]["data"][0]["id"] for e in attached] == [company["id"]], attached
