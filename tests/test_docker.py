@@ -121,9 +121,11 @@ def standin_base() -> Path:
 
 @dataclass
 class Engine:
-    """buildah and podman on one private storage."""
+    """buildah and podman on one private storage; the sizes of the built image and of its base."""
 
     storage: Path
+    image_size: int = 0
+    base_size: int = 0
 
     def options(self) -> list[str]:
         return ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),
@@ -179,8 +181,8 @@ def engine() -> Iterator[Engine]:
         assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
         built = time.monotonic()
         eng.base_size, eng.image_size = eng.size(base), eng.size(IMAGE)
-        print(f"\nimage: stand-in {tar.name} imported in {imported - started:.1f} s, built in "
-              f"{built - imported:.1f} s; {eng.image_size / 1e6:.1f} MB, of which the base "
+        print(f"\nimage: stand-in {tar.name} made or found and imported in {imported - started:.1f} s, "
+              f"built in {built - imported:.1f} s; {eng.image_size / 1e6:.1f} MB, of which the base "
               f"{eng.base_size / 1e6:.1f} MB")
         yield eng
     finally:
