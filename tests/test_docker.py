@@ -4,9 +4,9 @@ There is no Docker engine on our machines and no registry holding the official b
 makes a stand-in base the way a user without them can: Debian bookworm's Python 3.11 from mmdebstrap
 (cached by its recipe, under /var/cache where the machine keeps it), passed in through the Dockerfile's
 BASE_IMAGE build argument. Images live in overlay storage under a temporary --root/--runroot, so nothing
-touches the machine's own container storage. Containers run with runc and the host's network (crun fails
-here on setrlimit and hybrid cgroups), so the worker inside reaches the real RabbitMQ and the fake
-Intercom on loopback.
+touches the machine's own container storage. Containers run with runc, ulimits this sandbox allows (without
+`--ulimit nofile=...` runc fails: "error setting rlimit type 7: operation not permitted") and the host's
+network, so the worker inside reaches the real RabbitMQ and the fake Intercom on loopback.
 
 Needs root and `apt-get install buildah podman runc mmdebstrap` (`.ci/run` installs them); under CI=true
 a missing tool fails the run instead of skipping.
