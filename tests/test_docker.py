@@ -116,6 +116,9 @@ def standin_base() -> Path:
             partial.replace(tar)  # atomic: a concurrent run sees the whole tar or none
         finally:
             partial.unlink(missing_ok=True)
+        for stale in cache.glob("standin-bookworm-*.tar"):  # made by an older recipe
+            if stale != tar:
+                stale.unlink(missing_ok=True)
     return tar
 
 
