@@ -30,7 +30,7 @@ from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, IntercomError, ValidationError, cut, scrub
 from lib.operation import Operation
 from lib.select_models import admins, collections
-from lib.triggers import companies, contacts
+from lib.triggers import companies, contacts, help_centers, segments
 from lib.verify_credentials import verify
 from tests.lib.conftest import TOKEN
 from tests.loopback import Answer, recording_server
@@ -195,7 +195,7 @@ def test_wrong_shapes_in_triggers_are_named(server, local_cfg, body):
 
 def test_non_json_answer_to_a_trigger_is_a_clear_error(server, local_cfg):
     server.answer = lambda request: Answer(body=b"<html>oops</html>", headers={"Content-Type": "text/html"})
-    for trigger in (contacts, companies):
+    for trigger in (contacts, companies, help_centers, segments):
         with pytest.raises(IntercomError, match="not JSON"):
             trigger.process(Ctx(), {}, {**local_cfg, "startTime": "2024-01-01"}, {})
 
