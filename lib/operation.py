@@ -32,6 +32,7 @@ import jsonschema_rs
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators as js_validators
 
+from lib.intercom import auth_retry
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
 
@@ -327,8 +328,9 @@ class Operation:
         client = IntercomClient.from_cfg(cfg)
         if self.items_key:
             logger = getattr(ctx, "logger", None) or log
-            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger)
-        return self._single_message(client, request, data, metadata)
+            return auth_retry.iterate(lambda c: self._list_messages(c, request, behaviour or "emitPage",
+                                                                    metadata, logger), client, cfg)
+        return auth_retry.call(lambda c: self._single_message(c, request, data, metadata), client, cfg)
 
     def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
         out = dict(metadata)
