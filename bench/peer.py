@@ -73,8 +73,10 @@ def _serve_fake(conn: Any, which: str) -> None:
     else:
         from tests.oih import fake_oih
 
-        # keep-alive, as the real services (every reply of the fake has a Content-Length)
+        # keep-alive, as the real services (every reply of the fake has a Content-Length); without Nagle,
+        # or each reply's body waits ~40 ms for the client's delayed ACK (see tools/fake_intercom.py)
         fake_oih._Handler.protocol_version = "HTTP/1.1"
+        fake_oih._Handler.disable_nagle_algorithm = True
         services = fake_oih.FakeOih().__enter__()
         services.add_oauth_secret(SECRET_ID, INTERCOM_TOKEN)
         conn.send({"url": services.url})
