@@ -372,7 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write every run's figures to PATH as JSON")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the runtime, the fakes and the temporary folder are cleaned up
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
 
     sides = [args.only] if args.only else ["ours", "original"]
     e_sides = [] if args.no_elasticio else (["ours"] if args.only == "ours" else ["ours", "node"])
@@ -434,7 +441,8 @@ def summarise(samples: dict[str, list[Result]], args: argparse.Namespace) -> dic
             "rss_mb": [round(r.rss_mb, 1) for r in results],
             "startup_s": [round(r.startup_s, 3) for r in results],
             "threads": {k: round(median([r.threads.get(k, 0.0) for r in results]), 1)
-                        for k in sorted({k for r in results for k in r.threads})},
+                        for k in sorted({k for r in results for k in r.threads},
+                                        key=lambda k: (k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])))},
         }
     return out
 
