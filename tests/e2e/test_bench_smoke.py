@@ -37,7 +37,7 @@ def test_peer_benchmark_runs_every_side_of_every_scenario(tmp_path, capsys):
                 for side in ("ours", "original")}
     assert set(runs) == expected | {"elasticio/ours", "elasticio/node"}
     for name, figures in runs.items():
-        assert figures["msg_per_s"][0] > 0 and figures["cpu_ms"][0] > 0, name
+        assert figures["msg_per_s"][0] > 0 and figures["cpu_ms"][0] >= 0, name  # CPU in 10 ms ticks
         assert figures["rss_mb"][0] > 10 and figures["startup_s"][0] > 0, name
     table = capsys.readouterr().out
     assert "| 50 ms API latency, 12 msgs: msg/s (ideal 200) |" in table and "ours/Node" in table
