@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import at_least_one
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -360,11 +362,11 @@ def median(values: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
-    parser.add_argument("--prefetch", type=int, default=10)
+    parser.add_argument("--rounds", type=at_least_one, default=3, help="interleaved rounds; medians reported")
+    parser.add_argument("--prefetch", type=at_least_one, default=10)
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--latency-messages", type=int, default=600)
-    parser.add_argument("--cpu-messages", type=int, default=2000)
+    parser.add_argument("--latency-messages", type=at_least_one, default=600)
+    parser.add_argument("--cpu-messages", type=at_least_one, default=2000)
     parser.add_argument("--extra-env", type=int, default=150)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per run")
     parser.add_argument("--no-elasticio", action="store_true", help="skip the elastic.io dialect")
