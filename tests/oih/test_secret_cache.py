@@ -171,3 +171,16 @@ def test_the_component_reaches_the_dialect_cache_through_credentials_rejected(oi
     finally:
         dialect.stop()
     assert credentials_rejected(cfg) is None  # a stopped dialect is no longer asked
+
+
+def test_messages_in_flight_with_the_old_secret_all_get_the_new_one_with_one_fetch(oih: FakeOih) -> None:
+    """Prefetch > 1: several messages got the cached secret before it was rotated; each one's 401 must get
+    the new token (not only the first one's), and the secret service is asked once, not once per message."""
+    cache = cache_for(oih, 60, Clock())
+    values, _ = cache.get("s1", "iam-1")
+    in_flight = [{"server": "custom", "n": i, **values} for i in range(3)]
+    oih.add_oauth_secret("s1", "token-v2")
+    for cfg in in_flight:
+        fresh = cache.rejected(cfg)
+        assert fresh is not None and fresh["accessToken"] == "token-v2" and fresh["n"] == cfg["n"]
+    assert secret_gets(oih, "s1") == 2

@@ -301,6 +301,7 @@ class SecretCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], _CachedSecret] = {}
+        self._dropped: dict[tuple[str, str], dict[str, Any]] = {}  # values of entries dropped by rejected()
 
     def get(self, secret_id: str, api_key: str) -> tuple[dict[str, Any], frozenset[str]] | None:
         """(values for cfg, their strings) from the cache or the service; None when the service URL is
@@ -328,22 +329,33 @@ class SecretCache:
     def rejected(self, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
         """The API refused the credentials in `cfg`: drop every cached secret `cfg` was built from, fetch it
         again, and return `cfg` with the new values, or None when nothing changed (or it cannot be fetched):
-        then retrying would fail the same way."""
+        then retrying would fail the same way.
+
+        Messages in flight that were given the same secret before it was dropped come here too: the values
+        a dropped entry had are remembered, so they get the entry fetched since (from the cache, no second
+        fetch) instead of None."""
         with self._lock:
-            matching = [(key, entry) for key, entry in self._entries.items()
-                        if entry.values and all(cfg.get(k) == v for k, v in entry.values.items())]
-            for key, _ in matching:
-                del self._entries[key]
-        for key, entry in matching:
+            keys = [key for key, entry in self._entries.items() if _built_from(cfg, entry.values)]
+            for key in keys:
+                self._dropped[key] = self._entries.pop(key).values
+                if len(self._dropped) > 256:  # a bound, not a policy
+                    self._dropped.pop(next(iter(self._dropped)))
+            keys += [key for key, old in self._dropped.items() if key not in keys and _built_from(cfg, old)]
+        for key in keys:
             try:
-                loaded = self._load(key)
+                loaded = self.get(*key)
             except SecretError as exc:
                 log.warning("%s (after the API refused the cached one)", exc)
                 continue
-            if loaded is not None and loaded[0] != entry.values:
+            if loaded is not None and not _built_from(cfg, loaded[0]):
                 log.info("secret %s was rotated: retrying with the new one", key[0])
                 return {**cfg, **loaded[0]}
         return None
+
+
+def _built_from(cfg: Mapping[str, Any], values: dict[str, Any]) -> bool:
+    """cfg holds every value of this secret (the dialect merged it in)."""
+    return bool(values) and all(cfg.get(k) == v for k, v in values.items())
 
 
 def provenance_event(
