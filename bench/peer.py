@@ -258,7 +258,10 @@ def stop(proc: subprocess.Popen) -> None:
 # --- OIH: ours and the original ----------------------------------------------------------------------
 def install_original(workdir: Path) -> Path:
     """`npm ci --omit=dev` of the original component in a temporary copy; the ferryman's runGlobal.js."""
-    source = PEER_DIR if PEER_DIR.is_dir() else PEER_DIR_ALT
+    source = next((p for p in (PEER_DIR, PEER_DIR_ALT) if p.is_dir()), None)
+    if source is None:
+        raise SystemExit(f"the original component is not at {PEER_DIR} nor {PEER_DIR_ALT} "
+                         "(see ../shared/peers/README.md); --only ours runs without it")
     target = workdir / "intercom-component-original"
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules"))
     for path in [target, *target.rglob("*")]:
