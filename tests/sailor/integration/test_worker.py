@@ -255,27 +255,28 @@ def close_worker_connections(container_id: str) -> int:
 def test_broker_closing_the_connection_loses_no_message(broker, start_worker):
     out = data_queue(broker)
     worker = start_worker(ELASTICIO_RABBITMQ_PREFETCH_SAILOR=2)
-    for i in range(20):
+    n = 40  # 6 s of work: rabbitmqctl (slow on a loaded machine) closes the connection well before the end
+    for i in range(n):
         broker.publish(*input_message({"sleep": 0.3, "emit": [["data", {"data": {"i": i}}]]}))
     outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
     # Two messages are in process() when the broker drops the connection.
     assert close_worker_connections("container-" + broker.name) == 1
     deadline = time.monotonic() + 60
-    while set(outputs) != set(range(20)) and time.monotonic() < deadline:
+    while set(outputs) != set(range(n)) and time.monotonic() < deadline:
         outputs.append(decode(*broker.get(out, 30)[1:])["body"]["i"])
-    assert set(outputs) == set(range(20)), "every message is processed at least once"
+    assert set(outputs) == set(range(n)), "every message is processed at least once"
     deadline = time.monotonic() + 20
     while broker.count(broker.input) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert broker.count(broker.input) == 0
+    worker.wait_for_log("re-established", 30)
     logs = worker.logs()
-    assert "re-established" in logs
     # The in-flight ones finished on the new connection and settled their redeliveries: no duplicates.
     assert "redelivery of a message" in logs
     assert worker.terminate() == 0
     # A publish the broker routed but never confirmed before the drop is sent again, so allow one
     # duplicate per message in flight; redeliveries themselves are not processed again.
-    assert len(outputs) + broker.count(out) <= 22
+    assert len(outputs) + broker.count(out) <= n + 2
     assert broker.count(broker.queue("dead", "dead")) == 0
 
 
