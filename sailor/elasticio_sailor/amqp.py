@@ -43,6 +43,7 @@ log = get_logger("elasticio_sailor.amqp")
 
 MAX_RECONNECT_DELAY = 10.0  # seconds; a dropped connection is retried forever, at most this far apart
 MAX_LOOP_ERRORS = 20  # exceptions out of pika in a row (no connect outcome between): the I/O thread gives up
+ABANDON_TIMEOUT = 5.0  # seconds an abandoned connection may take to close before we reconnect anyway
 TICK_INTERVAL = 1.0  # seconds between two proofs of life of the I/O loop (`last_tick`)
 _PROPERTY_NAMES = (
     "content_type",
@@ -294,6 +295,7 @@ class AmqpTransport:
         # I/O-thread state
         self._connection: SelectConnection | None = None  # the one attempt in progress or open
         self._retry_timer: Any = None  # the one reconnect scheduled
+        self._abandoned_for: BaseException | None = None  # why the closing connection was abandoned
         self._consuming = False  # consume-ok received on the current connection
         self._consume_ch: Any = None
         self._publish_ch: Any = None
@@ -492,7 +494,7 @@ class AmqpTransport:
             return
         self._connection = None
         self._loop_errors = 0
-        self._io_retry_later(error)
+        self._io_retry_later(self._take_abandon_reason(error))
 
     def _io_on_open(self, connection: SelectConnection) -> None:
         if not self._io_is_current(connection, "an open"):
@@ -565,22 +567,44 @@ class AmqpTransport:
         if not self._io_is_current(connection, "a close"):
             return
         self._connection = None
+        reason = self._take_abandon_reason(reason)
         self._io_teardown(f"connection closed: {describe(reason)}")
         if self._closing:
             self._ioloop.stop()
             return
         self._io_retry_later(reason)
 
+    def _take_abandon_reason(self, reason: Any) -> Any:
+        abandoned_for, self._abandoned_for = self._abandoned_for, None
+        return abandoned_for if abandoned_for is not None else reason
+
     def _io_abandon(self, exc: BaseException) -> None:
-        """After an exception out of pika: drop the current attempt for good, then reconnect."""
-        connection, self._connection = self._connection, None
+        """After an exception out of pika: close the current attempt for good, then reconnect.
+
+        The reconnect waits for that close (its on-close or open-error callback takes the normal path),
+        so that two connections never overlap; if the broken attempt never calls back, it is dropped
+        after ABANDON_TIMEOUT.
+        """
+        connection = self._connection
+        self._abandoned_for = exc  # the reason its close reports is our own close
         self._io_teardown(f"connection abandoned: {describe(exc)}")
-        if connection is not None:
-            try:  # aborts its workflow too (cancels its stack_timeout, closes its socket)
+        if connection is not None and not connection.is_closed:
+            try:  # also aborts its connection workflow (cancels its stack_timeout, closes its socket)
                 connection.close()
             except Exception as close_exc:
                 log.debug("closing the abandoned AMQP connection failed: %s", describe(close_exc))
-        self._io_retry_later(exc)
+        if connection is None or connection.is_closed:
+            self._connection = None
+            self._io_retry_later(self._take_abandon_reason(exc))
+            return
+
+        def give_up_waiting() -> None:
+            if self._connection is connection:
+                log.warning("the abandoned AMQP connection did not close; reconnecting anyway")
+                self._connection = None
+                self._io_retry_later(self._take_abandon_reason(exc))
+
+        self._ioloop.call_later(ABANDON_TIMEOUT, give_up_waiting)
 
     def _io_teardown(self, reason: str) -> None:
         self._ready.clear()
