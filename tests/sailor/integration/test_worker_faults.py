@@ -6,6 +6,7 @@ Every test counts outputs (or runs) per input and asserts 0 lost and 0 stuck; ea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,10 @@ from urllib.parse import urlsplit
 import pika
 import pytest
 
+from tests.oih import harness as oih
+
 from .faults import FaultProxy
-from .harness import CIPHER, Broker, WorkerProcess, decode, input_message, proxied_url
+from .harness import AMQP_URL, CIPHER, Broker, WorkerProcess, decode, input_message, proxied_url
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,8 +31,8 @@ RACE = "getpeername"
 
 
 @pytest.fixture
-def fault_proxy(broker: Broker):
-    parts = urlsplit(broker.url)
+def fault_proxy():
+    parts = urlsplit(AMQP_URL)
     proxy = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
     try:
         yield proxy
@@ -37,17 +40,27 @@ def fault_proxy(broker: Broker):
         proxy.close()
 
 
-class Outputs:
-    """Counts the data outputs per input index `i`, consuming the data queue on a connection of its own."""
+def elasticio_index(_method, props, body) -> int:
+    return decode(props, body)["body"]["i"]
 
-    def __init__(self, url: str, queue: str) -> None:
+
+class Outputs:
+    """Counts the data outputs per input index `i`, consuming a queue on a connection of its own.
+
+    `index(method, properties, body)` reads the index of an output, None for what is not a data output.
+    """
+
+    def __init__(self, url: str, queue: str, index: Callable[..., int | None] = elasticio_index) -> None:
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.channel = self.connection.channel()
         self.counts: Counter[int] = Counter()
+        self._index = index
         self.channel.basic_consume(queue, self._on_message, auto_ack=True)
 
-    def _on_message(self, _channel, _method, props, body) -> None:
-        self.counts[decode(props, body)["body"]["i"]] += 1
+    def _on_message(self, _channel, method, props, body) -> None:
+        i = self._index(method, props, body)
+        if i is not None:
+            self.counts[i] += 1
 
     def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -89,9 +102,10 @@ def publish_emitting_inputs(broker: Broker, n: int, sleep: float, shared_ids: in
 
 
 def wait_until_done(
-    progress: Callable[[], int], n: int, broker: Broker, pump: Callable[[float], None], timeout: float = 120
+    progress: Callable[[], int], n: int, queued: Callable[[], int], pump: Callable[[float], None]
 ) -> None:
     """Until all n inputs made progress, or the input queue is empty and nothing moved for 8 s (bounded)."""
+    timeout = 120
     deadline = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
@@ -100,9 +114,13 @@ def wait_until_done(
             return
         if done != last:
             last, last_change = done, time.monotonic()
-        elif time.monotonic() - last_change > 8 and broker.count(broker.input) == 0:
+        elif time.monotonic() - last_change > 8 and queued() == 0:
             return  # nothing left to deliver and nothing moving: whatever is missing is lost
         pump(0.2)
+
+
+def input_count(broker: Broker) -> Callable[[], int]:
+    return lambda: broker.count(broker.input)
 
 
 def report(name: str, n: int, counts: Counter[int]) -> tuple[list[int], int]:
@@ -139,7 +157,7 @@ def test_inputs_sharing_a_message_id_are_all_processed_across_reconnects(broker,
     for reset_at in (250, 500, 750):
         assert outputs.wait_count(reset_at, 60), worker.logs()[-3000:]
         fault_proxy.reset_all()
-    wait_until_done(lambda: len(outputs.counts), n, broker, outputs.wait_for_time)
+    wait_until_done(lambda: len(outputs.counts), n, input_count(broker), outputs.wait_for_time)
     lost, _ = report("shared-messageIds-3-resets", n, outputs.counts)
     assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
     assert worker.logs().count("re-established") >= 3
@@ -182,7 +200,7 @@ def test_resets_and_an_accept_then_reset_storm_lose_nothing_and_never_stall(
         assert worker.proc.returncode != 0
         worker = proxied_worker(start_worker, fault_proxy, broker, ELASTICIO_RABBITMQ_PREFETCH_SAILOR=10)
     assert hits >= 1, f"the race was not hit in {attempts} resets at accept"
-    wait_until_done(lambda: len(outputs.counts), n, broker, outputs.wait_for_time)
+    wait_until_done(lambda: len(outputs.counts), n, input_count(broker), outputs.wait_for_time)
     lost, _ = report("3-resets+accept-reset-storm", n, outputs.counts)
     assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
     assert fault_proxy.max_live == 1, "never two connections at once"
@@ -200,7 +218,7 @@ def test_sigkill_mid_stream_and_a_restart_lose_nothing(broker, start_worker):
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     second = start_worker(ELASTICIO_RABBITMQ_PREFETCH_SAILOR=10, LOG_LEVEL="info")
-    wait_until_done(lambda: len(outputs.counts), n, broker, outputs.wait_for_time)
+    wait_until_done(lambda: len(outputs.counts), n, input_count(broker), outputs.wait_for_time)
     lost, _ = report("sigkill+restart", n, outputs.counts)
     assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
     finish(second, broker)
@@ -227,7 +245,7 @@ def test_a_redelivery_of_a_completed_run_is_not_run_again(broker, start_worker, 
         fault_proxy.reset_all()
         time.sleep(1.0)  # the ten runs in flight complete meanwhile; their acks cannot be sent
         fault_proxy.mode = "pass"
-    wait_until_done(lambda: len(runs()), n, broker, time.sleep)
+    wait_until_done(lambda: len(runs()), n, input_count(broker), time.sleep)
     counts = runs()
     lost, duplicates = report("redelivery-of-completed-runs", n, counts)
     assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}\n{worker.logs()[-5000:]}"
@@ -252,3 +270,42 @@ def test_sigterm_with_prefetch_4_and_slow_calls_leaves_each_input_done_or_queued
     assert done | set(queued) == set(range(n)) and len(queued) == len(set(queued))
     assert all(c == 1 for c in outputs.counts.values())
     outputs.close()
+
+
+def test_oih_inputs_sharing_a_message_id_are_all_processed_across_reconnects(fault_proxy, tmp_path: Path):
+    """The same guarantee in the OIH dialect: ten inputs per messageId, the connection reset three times."""
+    n = 1000
+    broker = oih.Broker(oih.Topology())
+    broker.setup()
+    env = broker.topo.env(services_url=None)
+    env.update(
+        ELASTICIO_AMQP_URI=proxied_url(AMQP_URL, fault_proxy.port), ELASTICIO_RABBITMQ_PREFETCH_SAILOR="10"
+    )
+    worker = oih.start_worker(env, tmp_path / "worker.log")
+    outputs = Outputs(
+        AMQP_URL,
+        broker.topo.capture_queue,
+        lambda method, _props, body: (
+            json.loads(body)["data"]["i"] if method.routing_key == oih.DATA_KEY else None
+        ),
+    )
+    try:
+        oih.wait_consuming(broker, worker)
+        token = oih.make_token(**oih.token_claims(broker.topo.flow_id, broker.topo.step_id, "slowEcho"))
+        for i in range(n):
+            broker.send(
+                {"data": {"i": i, "seconds": 0.02}}, token=token, headers={"messageId": f"up-{i // 10}"}
+            )
+        for reset_at in (250, 500, 750):
+            assert outputs.wait_count(reset_at, 60), worker.log()[-3000:]
+            fault_proxy.reset_all()
+        queued = lambda: broker.count(broker.topo.input_queue)  # noqa: E731
+        wait_until_done(lambda: len(outputs.counts), n, queued, outputs.wait_for_time)
+        lost, _ = report("oih-shared-messageIds-3-resets", n, outputs.counts)
+        assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
+    finally:
+        code = worker.stop()
+        left = broker.count(broker.topo.input_queue)
+        outputs.close()
+        broker.teardown()
+    assert code == 0 and left == 0, worker.log()[-3000:]
