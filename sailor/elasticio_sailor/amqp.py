@@ -19,6 +19,13 @@ Design, and why:
   redelivered by the broker: at least once, never lost.
 - One connection with two channels (consume, confirm-publish): a channel error closes the whole
   connection and goes through the same reconnect path, so there is a single recovery mechanism.
+- Reconnection is one state machine (see "connection lifecycle" below): one connection attempt or
+  one reconnect timer at a time, and callbacks of an abandoned attempt are ignored.
+- pika 1.4 can raise out of its own loop: a connection reset right after the TCP handshake makes
+  its connection workflow raise ``ValueError("Expected connected socket, but getpeername()
+  failed")``. The I/O thread catches what escapes the loop, closes that attempt (which also cancels
+  its stack_timeout) and reconnects; after MAX_LOOP_ERRORS in a row it ends, `failed` turns true and
+  the worker's watchdog exits the process. `last_tick` lets the watchdog see a stuck loop.
 """
 
 from __future__ import annotations
