@@ -9,6 +9,10 @@ Threads, and why:
 - The main thread waits for SIGTERM/SIGINT, then cancels the consumer, lets the pool finish every
   delivery it has (publish, confirm, settle), closes the connection and exits 0. A second signal
   abandons unconfirmed work instead of retrying it (it stays unacked and is redelivered).
+  Meanwhile it is the watchdog: every 0.5 s it checks that the process can still work (the I/O
+  thread alive and turning, the pool's threads alive, a consumer whenever connected) and exits 1
+  when not, so that the orchestrator restarts it; unacked messages return to the queue. Never alive
+  but idle. `sailor-health` (opt-in, ELASTICIO_SAILOR_HEALTH_PORT) answers GET /healthz from it.
 
 Settlement follows the Node sailor: on the first ``end`` the delivery is acked, or rejected without
 requeue (dead-lettered) when an error was emitted for it, and only after every publication for it
@@ -23,7 +27,7 @@ connection (its ack may not have reached the broker: the redelivery is settled t
 again). Headers such as ``messageId`` are never trusted for this: the Node sailor gives every message
 emitted for one input the same id, and two different messages are always both processed. What is
 left is at least once: a run whose process died (SIGKILL, crash) is run again by the next consumer,
-and a publish confirmed after the connection dropped is published again.
+and a publish whose confirm was lost with the connection is published again.
 """
 
 from __future__ import annotations
@@ -94,7 +98,6 @@ class SettledRun:
     generation: int  # the connection its delivery came over
     ack: bool
     at: float
-    taken: bool = False
 
 
 class SettledRuns:
@@ -121,7 +124,6 @@ class SettledRuns:
         """The oldest run of this body settled over an earlier connection, used up; None if there is none."""
         for run in self._by_digest.get(digest, ()):
             if run.generation < generation and now - run.at <= self.ttl:
-                run.taken = True
                 self._forget(run)
                 return run
         return None
@@ -213,7 +215,8 @@ class Worker:
         self.component: Component | None = None
         self.transport = AmqpTransport(self.settings, self._on_delivery, max_reconnect_delay)
         self.health_port = health_port
-        self._not_consuming_since: float | None = None
+        self._not_consuming_since: float | None = None  # watchdog state (main thread)
+        self._problem: str | None = None  # the watchdog's last finding, for /healthz
         self.pool = WorkerPool(self.settings.prefetch, self._handle)
         self._lock = threading.Lock()
         self._running: dict[bytes, list[Job]] = {}  # by body digest, from delivery until settled
@@ -258,9 +261,9 @@ class Worker:
             extra={"queue": self.settings.listen_queue, "prefetch": self.settings.prefetch},
         )
         while not self._stopping.wait(0.5):
-            problem = self.liveness_problem()
-            if problem:  # never alive but dead: exit, the orchestrator restarts us, RabbitMQ requeues
-                log.critical("%s: exiting with 1; unacked messages return to the queue", problem)
+            self._problem = self.liveness_problem()
+            if self._problem:  # never alive but idle: exit, the orchestrator restarts us, RabbitMQ requeues
+                log.critical("%s: exiting with 1; unacked messages return to the queue", self._problem)
                 return 1
         if health is not None:
             health.shutdown()
@@ -277,9 +280,10 @@ class Worker:
     def liveness_problem(self) -> str | None:
         """Why this process cannot do its work any more (the watchdog then exits 1), or None.
 
-        Called every 0.5 s by the main thread. A broker that cannot be reached is not such a problem
-        (the transport reconnects without limit; /healthz reports it); a dead I/O thread, a stuck I/O
-        loop, a dead worker thread or a connection without our consumer is.
+        Called every 0.5 s by the main thread, and only there (it keeps state). A broker that cannot
+        be reached is not such a problem (the transport reconnects without limit; /healthz reports
+        it); a dead I/O thread, a stuck I/O loop, a dead worker thread or a connection without our
+        consumer is.
         """
         transport = self.transport
         if transport.failed:
@@ -300,8 +304,9 @@ class Worker:
         return None
 
     def health(self) -> tuple[bool, str]:
-        """What /healthz answers: healthy while consuming, or not consuming for less than UNHEALTHY_AFTER."""
-        problem = self.liveness_problem()
+        """What /healthz answers, from the watchdog's last round: healthy while consuming, or not
+        consuming for less than UNHEALTHY_AFTER; unhealthy when the watchdog found a problem."""
+        problem = self._problem
         if problem:
             return False, problem
         since = self._not_consuming_since
@@ -563,7 +568,7 @@ def cpu_affinity(value: str | None) -> set[int] | None:
     return wanted
 
 
-def _milliseconds(name: str, default: float) -> float:
+def _whole_number(name: str, default: float) -> float:
     """A non-negative whole number from the environment (our own ELASTICIO_SAILOR_* variables)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -584,7 +589,7 @@ def start_health_server(port: int, health: Callable[[], tuple[bool, str]]) -> An
 
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/healthz":
-                ok, body = False, b'{"error": "not found"}'
+                body = b'{"error": "not found"}'
                 self.send_response(404)
             else:
                 ok, reason = health()
@@ -638,8 +643,8 @@ def main() -> int:
     except OSError as exc:  # e.g. a seccomp profile forbids it: run unpinned
         log.warning("cannot pin the process to one CPU: %s", exc)
     try:
-        reconnect_delay = _milliseconds(RECONNECT_DELAY_VARIABLE, MAX_RECONNECT_DELAY * 1000) / 1000
-        health_port = int(_milliseconds(HEALTH_PORT_VARIABLE, 0)) or None
+        reconnect_delay = _whole_number(RECONNECT_DELAY_VARIABLE, MAX_RECONNECT_DELAY * 1000) / 1000
+        health_port = int(_whole_number(HEALTH_PORT_VARIABLE, 0)) or None
     except SettingsError as exc:
         log.critical("configuration error: %s", exc)
         return 1

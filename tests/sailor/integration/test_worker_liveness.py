@@ -139,6 +139,19 @@ def test_a_stuck_io_loop_makes_the_watchdog_exit_1(in_process, monkeypatch):
     assert runner.code == 1
 
 
+def test_a_connection_without_our_consumer_makes_the_watchdog_exit_1(in_process, monkeypatch):
+    monkeypatch.setattr(worker_module, "CONSUMER_GRACE", 1.0)
+    runner = in_process()
+    transport = runner.worker.transport
+
+    def lose_the_consumer() -> None:  # as if a consume-ok never came: connected, consuming nothing
+        transport._consuming = False
+
+    transport._ioloop.add_callback_threadsafe(lose_the_consumer)
+    assert runner.wait_until(lambda: runner.code is not None, 10), "the watchdog did not notice"
+    assert runner.code == 1 and transport.ready
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
