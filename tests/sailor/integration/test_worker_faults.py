@@ -205,6 +205,9 @@ def test_resets_and_an_accept_then_reset_storm_lose_nothing_and_never_stall(
     assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
     assert fault_proxy.max_live == 1, "never two connections at once"
     assert fault_proxy.live == 1
+    fault_proxy.mode = "reset"  # SIGTERM still works in the middle of a reconnect storm
+    fault_proxy.reset_all()
+    time.sleep(1.0)
     finish(worker, broker)
     outputs.close()
 
