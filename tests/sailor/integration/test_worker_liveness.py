@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pika.exceptions
@@ -29,6 +30,9 @@ from .faults import FaultProxy
 from .harness import FIXTURE, decode, input_message, proxied_url, worker_env
 
 pytestmark = pytest.mark.timeout(120)
+
+# Its own component: the usual fixture's top-level package is `lib`, which in pytest is the connector's.
+INPROCESS_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "inprocess_component"
 
 
 @pytest.fixture
@@ -82,7 +86,7 @@ def in_process(broker, platform, fault_proxy, monkeypatch):
         env = worker_env(
             broker, platform, ELASTICIO_AMQP_URI=proxied_url(broker.url, fault_proxy.port), **overrides
         )
-        monkeypatch.chdir(FIXTURE)
+        monkeypatch.chdir(INPROCESS_FIXTURE)
         runner = InProcessWorker(Worker(select_dialect(env)))
         started.append(runner)
         assert runner.wait_until(lambda: runner.worker.transport.consuming), "worker never consumed"
