@@ -568,14 +568,14 @@ def cpu_affinity(value: str | None) -> set[int] | None:
     return wanted
 
 
-def _whole_number(name: str, default: float) -> float:
-    """A non-negative whole number from the environment (our own ELASTICIO_SAILOR_* variables)."""
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    """One of our own ELASTICIO_SAILOR_* numbers from the environment, `low` to `high`."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}")
-    return float(raw)
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+    return int(raw)
 
 
 def start_health_server(port: int, health: Callable[[], tuple[bool, str]]) -> Any:
@@ -643,8 +643,9 @@ def main() -> int:
     except OSError as exc:  # e.g. a seccomp profile forbids it: run unpinned
         log.warning("cannot pin the process to one CPU: %s", exc)
     try:
-        reconnect_delay = _whole_number(RECONNECT_DELAY_VARIABLE, MAX_RECONNECT_DELAY * 1000) / 1000
-        health_port = int(_whole_number(HEALTH_PORT_VARIABLE, 0)) or None
+        default_delay = int(MAX_RECONNECT_DELAY * 1000)
+        reconnect_delay = _whole_number(RECONNECT_DELAY_VARIABLE, default_delay, 1, 3_600_000) / 1000
+        health_port = _whole_number(HEALTH_PORT_VARIABLE, 0, 1, 65535) or None
     except SettingsError as exc:
         log.critical("configuration error: %s", exc)
         return 1

@@ -180,7 +180,8 @@ def test_healthz_answers_on_the_opt_in_port(broker, platform, start_worker):
         text=True,
         timeout=30,
     )
-    assert bad.returncode == 1 and "ELASTICIO_SAILOR_HEALTH_PORT must be a whole number" in bad.stderr
+    assert bad.returncode == 1
+    assert "ELASTICIO_SAILOR_HEALTH_PORT must be a whole number from 1 to 65535, not '80x'" in bad.stderr
 
 
 def test_a_failed_connect_says_why_in_one_line_per_attempt(broker, platform):
