@@ -594,6 +594,7 @@ class AmqpTransport:
         """
         connection = self._connection
         self._abandoned_for = exc  # the reason its close reports is our own close
+        self.generation += 1  # its channels' callbacks (and deliveries) are stale from now on
         self._io_teardown(f"connection abandoned: {describe(exc)}")
         if connection is not None and not connection.is_closed:
             try:  # also aborts its connection workflow (cancels its stack_timeout, closes its socket)
@@ -663,7 +664,11 @@ class AmqpTransport:
             if self._consume_started is not None and not self._consume_started.done():
                 self._consume_started.set_result(self._consumer_tag)
 
-        self._consumer_tag = channel.basic_consume(queue, self._io_on_message, auto_ack=False, callback=on_ok)
+        def on_message(_channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            if generation == self.generation:  # else its connection is being abandoned: it comes again
+                self._io_on_message(DeliveryRef(generation, method.delivery_tag), method, properties, body)
+
+        self._consumer_tag = channel.basic_consume(queue, on_message, auto_ack=False, callback=on_ok)
 
     def _io_on_consumer_cancelled(self, generation: int, frame: Any) -> None:
         """The broker cancelled our consumer (queue deleted, node failover): resubscribe via a reconnect."""
@@ -685,8 +690,7 @@ class AmqpTransport:
         self._consuming = False
         channel.basic_cancel(tag, callback=lambda _frame: future.set_result(None))
 
-    def _io_on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        ref = DeliveryRef(self.generation, method.delivery_tag)
+    def _io_on_message(self, ref: DeliveryRef, method: Any, properties: Any, body: bytes) -> None:
         try:
             self._on_delivery(ref, delivery_from(method, properties, body))
         except Exception as exc:  # never let a handler bug kill the I/O loop
