@@ -28,6 +28,8 @@ from pathlib import Path
 
 import requests
 
+from bench import at_least_one
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"  # noqa: S105 - a fake server's token
 CONTACT_ID = "6657a9926abd01639cc9e9a5"
@@ -204,8 +206,8 @@ def profile(action: str, url: str, iterations: int, top: int = 30) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--iterations", type=at_least_one, default=2000)
+    parser.add_argument("--runs", type=at_least_one, default=5)
     parser.add_argument("--actions", default=",".join(CASES))
     parser.add_argument("--profile", action="store_true", help="profile our side (cProfile, by own time)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per action")

@@ -5,7 +5,8 @@ The sailor calls ``process(ctx, msg, cfg, snapshot)`` (``ctx`` is the sailor's `
 ``Operation.process`` takes the context as its first argument after ``self``.
 
 Per message: shallow-copy ``msg.data``; rename aliases; fill missing path/query parameters from cfg step
-fields of the same name; move a flat body into ``requestBody``; validate against
+fields of the same name; move a flat body into ``requestBody``; turn integers given for string ids into
+strings (the generator lists where, ``string_ids``); validate against
 ``schemas/<action_id>.in.json`` (validator compiled once per process); build the request; call the shared
 ``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
 (emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
@@ -32,6 +33,7 @@ import jsonschema_rs
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators as js_validators
 
+from lib.intercom import pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
 
@@ -163,6 +165,26 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _stringify_ids(value: Any, path: tuple[str, ...]) -> Any:
+    """``value`` with an integer at ``path`` (``*`` = each array element) replaced by its decimal string.
+
+    Copy-on-write: containers on the way are copied only where something changes, so the incoming message
+    is never modified. Only ``int`` counts (never ``bool``, never a float such as 42.0: those stay as they
+    are and fail validation with a clear error)."""
+    if not path:
+        return str(value) if type(value) is int else value
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if not isinstance(value, list):
+            return value
+        items = [_stringify_ids(item, rest) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if not isinstance(value, dict) or head not in value:
+        return value
+    new = _stringify_ids(value[head], rest)
+    return value if new is value[head] else {**value, head: new}
+
+
 def _message_parts(msg: Any) -> tuple[Any, dict[str, Any]]:
     """(data, metadata) of a sailor Message, a ``{"data":..,"metadata":..}`` dict or a bare data dict."""
     data = getattr(msg, "data", None)
@@ -208,6 +230,7 @@ class Operation:
         idempotent: bool | None = None,
         aliases: dict[str, tuple[str, ...]] | None = None,
         response: str = "json",
+        string_ids: tuple[tuple[str, ...], ...] = (),
         *,
         component_root: str | Path | None = None,
         schema_dir: str | Path | None = None,
@@ -229,6 +252,7 @@ class Operation:
         self.idempotent = idempotent
         self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
         self.response = response
+        self.string_ids = tuple(tuple(p) for p in string_ids)  # chosen by tools/generate.py (string_ids)
         self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
@@ -270,6 +294,8 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
+        for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
+            data = _stringify_ids(data, path)
         errors = self._errors(data)
         if errors and self.has_body and "requestBody" not in data:
             # No body given: name the missing body fields as requestBody.<field>, not as top-level keys
@@ -327,7 +353,8 @@ class Operation:
         client = IntercomClient.from_cfg(cfg)
         if self.items_key:
             logger = getattr(ctx, "logger", None) or log
-            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger)
+            limit = pagination.max_pages(cfg) if self.pagination else 1
+            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger, limit)
         return self._single_message(client, request, data, metadata)
 
     def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
@@ -371,12 +398,12 @@ class Operation:
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
     def _pages(self, client: IntercomClient, request: dict[str, Any],
-               logger: logging.Logger) -> Iterator[Any]:
+               logger: logging.Logger, limit: int) -> Iterator[Any]:
         if self.pagination:
             yield from client.paginate(self.method, request["path"], style=self.pagination,
                                        params=request["params"], json=request["json"],
                                        headers=request["headers"], items_key=self.items_key or "data",
-                                       logger=logger)
+                                       logger=logger, max_pages=limit)
         else:
             yield client.request_json(self.method, request["path"], params=request["params"],
                                       json=request["json"], headers=request["headers"],
@@ -391,9 +418,10 @@ class Operation:
         return items if isinstance(items, list) else []
 
     def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
-                       metadata: dict[str, Any], logger: logging.Logger) -> Iterator[dict[str, Any]]:
+                       metadata: dict[str, Any], logger: logging.Logger,
+                       limit: int = pagination.DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
         key = self.items_key
-        pages = self._pages(client, request, logger)
+        pages = self._pages(client, request, logger, limit)
         if behaviour == "emitPage":
             page_metadata = self._metadata(metadata, None)
             for page in pages:
@@ -405,7 +433,12 @@ class Operation:
                     yield _HandedOver(data=item, metadata=self._metadata(metadata, record_id))
         else:
             collected: list[Any] = []
-            for page in pages:
-                collected.extend(self._items(page))
+            try:
+                for page in pages:
+                    collected.extend(self._items(page))
+            except pagination.PaginationError:  # what was fetched is emitted, then the error
+                yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
+                                  metadata=self._metadata(metadata, None))
+                raise
             yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
                               metadata=self._metadata(metadata, None))

@@ -2,10 +2,11 @@
 
 Why: a newcomer should see the connector work in one command, offline and without an Intercom account.
 It starts the fake Intercom (tools/fake_intercom.py) on loopback, writes a cfg naming it as the custom
-server, and runs two actions through the local harness exactly as a user would
-(`python -m elasticio_sailor exec ACTION --cfg CFG --msg MSG`), printing every emitted event.
+server, and runs the actions of STEPS (a paginated list, a create, a lookup that fails) through the local
+harness exactly as a user would (`python -m elasticio_sailor exec ACTION --cfg CFG --msg MSG`), printing
+every emitted event. Its files live in a temporary directory, never in the repository.
 
-    python -m tools.demo            # from the repository root
+    .venv/bin/python -m tools.demo            # from the repository root
 """
 from __future__ import annotations
 

@@ -25,8 +25,10 @@ description, ``pagination: {per_page, starting_after}``, ``sort: {field, order: 
 contact search, date fields are matched by UTC calendar day (``>`` starts the *next* day, ``=`` is the
 whole day; ``>=``, ``<=``, ``!=``, ``IN``, ``NIN`` on dates are a 400 error); on conversation search ``>``
 and ``<`` include the bound. ``search_semantics="exact"``: every comparison to the second.
-Companies scroll ends with an empty page; the scroll_param then expires. Not modelled: one open scroll
-per app, companies without users missing from lists.
+Data events (POST /events) are listed per contact by GET /events (type=user and user_id, email or
+intercom_user_id; summary=true counts them by name); POST /contacts/{id}/companies attaches a company,
+which GET /contacts/{id}/companies then lists. Companies scroll ends with an empty page; the scroll_param
+then expires. Not modelled: one open scroll per app, companies without users missing from lists.
 
 Run it alone: ``python -m tools.fake_intercom --port 8080 [--token T] [--no-seed]``.
 """
@@ -112,6 +114,11 @@ def _template(kind: str, now: int) -> dict:
     }.get(kind, {}))
 
 
+def _iso(ts: int) -> str:
+    """Epoch seconds as Intercom writes them in event summaries: 2014-01-16T23:12:21.000+00:00."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(ts))
+
+
 def _job(job: dict) -> dict:
     """An export job as Intercom shows it (keyed by job_identifier, no id)."""
     return {k: v for k, v in job.items() if k != "id"}
@@ -167,6 +174,7 @@ class FakeIntercom:
         self._faults: list[_Fault] = []
         self._scrolls: dict[str, list[dict]] = {}
         self._archived: set[str] = set()
+        self._attached: dict[str, list[str]] = {}  # contact id -> ids of the companies attached to it
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
         self.routes = [(m, re.compile(f"^{p}$"), h) for m, p, h in self._route_table()]
@@ -210,7 +218,7 @@ class FakeIntercom:
     def reset(self, seed: bool = False) -> None:
         """Empty workspace, no pending faults or scrolls, default knobs: reuse one server across tests."""
         with self._lock:
-            for store in (self.db, self._scrolls):
+            for store in (self.db, self._scrolls, self._attached):
                 store.clear()
             for items in (self.events, self._requests, self._faults):
                 items.clear()
@@ -434,6 +442,8 @@ class FakeIntercom:
              self._cursor_page([n for n in self._all("notes") if n["contact"]["id"] == id],
                                self._per_page(r.query.get("per_page"), 50), r.query.get("starting_after"))),
             ("POST", f"/contacts/{ID}/notes", self._create_note),
+            ("GET", f"/contacts/{ID}/companies", self._contact_companies),
+            ("POST", f"/contacts/{ID}/companies", self._attach_company),
             ("GET", f"/notes/{ID}", getter("notes", "Note")),
             ("POST", "/companies", self._upsert_company),
             ("GET", "/companies", self._retrieve_companies),
@@ -467,6 +477,7 @@ class FakeIntercom:
             ("GET", f"/help_center/help_centers/{ID}", getter("help_centers", "Help Center")),
             ("GET", "/help_center/collections", lambda r: self._page_list(self._all("collections"), r, 50)),
             ("GET", f"/help_center/collections/{ID}", getter("collections", "Collection")),
+            ("GET", "/events", self._list_events),
             ("POST", "/events", self._create_event),
             ("POST", "/export/content/data", self._create_export),
             ("GET", f"/export/content/data/{ID}", self._export_status),
@@ -542,6 +553,64 @@ class FakeIntercom:
             raise ApiError(400, "user_id, id or email is required", "parameter_not_found")
         self.events.append({**body, "created_at": body.get("created_at") or self.clock()})
         return None  # 202 Accepted, empty body
+
+    def _list_events(self, r: Recorded) -> dict:
+        """GET /events?type=user&user_id|email|intercom_user_id=...[&summary=true][&per_page&before]."""
+        q = r.query
+        if q.get("type") != "user":
+            raise ApiError(400, "type must be user", "parameter_invalid")
+        named = [(k, q[k]) for k in ("user_id", "email", "intercom_user_id") if q.get(k)]
+        if len(named) != 1:
+            raise ApiError(400, "one of user_id, email or intercom_user_id is required",
+                           "parameter_not_found")
+        (param, value), = named
+        field = {"user_id": "external_id", "email": "email", "intercom_user_id": "id"}[param]
+        contact = next((c for c in self._all("contacts") if c.get(field) == value), None)
+        if contact is None:
+            raise ApiError(404, "User Not Found", "not_found")
+        mine = sorted((e for e in self.events if self._event_of(e, contact)),
+                      key=lambda e: e["created_at"], reverse=True)
+        who = {"user_id": contact["external_id"], "intercom_user_id": contact["id"],
+               "email": contact["email"]}
+        if str(q.get("summary")).lower() == "true":
+            times: dict[str, list[int]] = {}
+            for event in mine:
+                times.setdefault(event["event_name"], []).append(int(event["created_at"]))
+            return {"type": "event.summary", **who, "events": [
+                {"name": name, "first": _iso(min(ts)), "last": _iso(max(ts)), "count": len(ts),
+                 "description": ""} for name, ts in times.items()]}
+        if q.get("before"):
+            mine = [e for e in mine if int(e["created_at"]) < int(q["before"])]
+        per_page = self._per_page(q.get("per_page"), 50)
+        pages = {}
+        if len(mine) > per_page:  # the next page: events before the last one shown
+            after = {**{k: v for k, v in q.items() if k != "before"},
+                     "before": mine[per_page - 1]["created_at"]}
+            pages["next"] = f"{self.url}/events?" + "&".join(f"{k}={v}" for k, v in after.items())
+        return {"type": "event.list", "pages": pages, "events": [
+            {"type": "event", "event_name": e["event_name"], "created_at": e["created_at"], **who,
+             "metadata": e.get("metadata") or {}} for e in mine[:per_page]]}
+
+    @staticmethod
+    def _event_of(event: dict, contact: dict) -> bool:
+        """Whether a submitted event names this contact (by user_id, Intercom id or email)."""
+        return any(event.get(key) and event[key] == contact[field]
+                   for key, field in (("user_id", "external_id"), ("id", "id"), ("email", "email")))
+
+    def _contact_companies(self, r: Recorded, id: str) -> dict:
+        contact = self._get("contacts", id, "User")
+        companies = self.db.get("companies", {})
+        attached = [companies[c] for c in self._attached.get(contact["id"], ()) if c in companies]
+        return self._page_list(attached, r, 50)
+
+    def _attach_company(self, r: Recorded, id: str) -> dict:
+        contact = self._get("contacts", id, "User")
+        company = self._get("companies", str(self._body(r, "id")["id"]), "Company")
+        attached = self._attached.setdefault(contact["id"], [])
+        if company["id"] not in attached:
+            attached.append(company["id"])
+            company["user_count"] = company.get("user_count", 0) + 1
+        return company
 
     def _create_export(self, r: Recorded) -> dict:
         self._body(r, "created_at_after", "created_at_before")

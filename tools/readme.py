@@ -12,14 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- actions-table:begin -->", "<!-- actions-table:end -->"
 
 
-HTTP_CALL = re.compile(r"^(GET|POST|PUT|DELETE|PATCH) (/\S*?)\.(?:\s|$)")
+# The generator starts each description with the call, after a "Deprecated: ...). " note where there is one.
+HTTP_CALL = re.compile(r"(?:^|\. )(GET|POST|PUT|DELETE|PATCH) (/\S*?)\.(?:\s|$)")
 
 
 def actions_table(component: dict) -> str:
-    """One row per action: id, title, and the HTTP call (the generator starts each description with it)."""
+    """One row per action: id, title, and the HTTP call (the first one its description names)."""
     rows = ["| Action id | Title | Intercom call |", "|---|---|---|"]
     for action_id, action in sorted(component["actions"].items(), key=lambda item: item[0].lower()):
-        match = HTTP_CALL.match(action.get("description", ""))
+        match = HTTP_CALL.search(action.get("description", ""))
         call = f"`{match[1]} {match[2]}`" if match else ""
         title = action.get("title", "").replace("|", "\\|")
         rows.append(f"| `{action_id}` | {title} | {call} |")

@@ -16,6 +16,14 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("id",),
+        ("requestBody", "admin_id"),
+        ("requestBody", "customer", "customer", "intercom_user_id"),
+        ("requestBody", "customer", "customer", "user_id"),
+        ("requestBody", "customer", "intercom_user_id"),
+        ("requestBody", "customer", "user_id"),
+    ),
     response="json",
 )
 process = operation.process

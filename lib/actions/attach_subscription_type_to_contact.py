@@ -16,6 +16,10 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("contact_id",),
+        ("requestBody", "id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,11 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("conversation_id",),
+        ("requestBody", "admin_id"),
+        ("requestBody", "id"),
+    ),
     response="json",
 )
 process = operation.process

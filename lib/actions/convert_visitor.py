@@ -16,6 +16,12 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "user", "id"),
+        ("requestBody", "user", "user_id"),
+        ("requestBody", "visitor", "id"),
+        ("requestBody", "visitor", "user_id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,9 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "external_id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,10 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "id"),
+        ("requestBody", "user_id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,10 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "from", "id"),
+        ("requestBody", "to", "id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,10 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "admin_id"),
+        ("requestBody", "contact_id"),
+    ),
     response="json",
 )
 process = operation.process

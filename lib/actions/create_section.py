@@ -16,6 +16,7 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(),
     response="json",
 )
 process = operation.process

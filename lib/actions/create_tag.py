@@ -16,6 +16,12 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "companies", "*", "company_id"),
+        ("requestBody", "companies", "*", "id"),
+        ("requestBody", "id"),
+        ("requestBody", "users", "*", "id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,11 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("contact_id",),
+        ("conversation_id",),
+        ("requestBody", "admin_id"),
+    ),
     response="json",
 )
 process = operation.process

@@ -17,6 +17,10 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("contact_id",),
+        ("id",),
+    ),
     response="json",
 )
 process = operation.process

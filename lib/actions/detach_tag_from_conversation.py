@@ -17,6 +17,11 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("conversation_id",),
+        ("id",),
+        ("requestBody", "admin_id"),
+    ),
     response="json",
 )
 process = operation.process

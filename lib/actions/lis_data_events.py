@@ -16,6 +16,10 @@ operation = Operation(
     items_key="events",
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("filter", "intercom_user_id"),
+        ("filter", "user_id"),
+    ),
     response="json",
 )
 process = operation.process

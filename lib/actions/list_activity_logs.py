@@ -16,6 +16,7 @@ operation = Operation(
     items_key="activity_logs",
     idempotent=True,
     aliases={},
+    string_ids=(),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,10 @@ operation = Operation(
     items_key="companies",
     idempotent=True,
     aliases={"id": ("contact_id",)},
+    string_ids=(
+        ("contact_id",),
+        ("id",),
+    ),
     response="json",
 )
 process = operation.process

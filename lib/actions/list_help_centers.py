@@ -16,6 +16,7 @@ operation = Operation(
     items_key="data",
     idempotent=True,
     aliases={},
+    string_ids=(),
     response="json",
 )
 process = operation.process

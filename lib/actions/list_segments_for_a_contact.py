@@ -16,6 +16,9 @@ operation = Operation(
     items_key="data",
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("contact_id",),
+    ),
     response="json",
 )
 process = operation.process

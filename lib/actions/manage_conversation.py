@@ -16,6 +16,11 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("id",),
+        ("requestBody", "admin_id"),
+        ("requestBody", "assignee_id"),
+    ),
     response="json",
 )
 process = operation.process

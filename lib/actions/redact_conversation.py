@@ -16,6 +16,11 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("requestBody", "conversation_id"),
+        ("requestBody", "conversation_part_id"),
+        ("requestBody", "source_id"),
+    ),
     response="json",
 )
 process = operation.process

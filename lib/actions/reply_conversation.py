@@ -16,6 +16,12 @@ operation = Operation(
     items_key=None,
     idempotent=False,
     aliases={},
+    string_ids=(
+        ("id",),
+        ("requestBody", "admin_id"),
+        ("requestBody", "intercom_user_id"),
+        ("requestBody", "user_id"),
+    ),
     response="json",
 )
 process = operation.process

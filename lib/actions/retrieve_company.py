@@ -17,6 +17,11 @@ operation = Operation(
     items_key="data",
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("company_id",),
+        ("segment_id",),
+        ("tag_id",),
+    ),
     response="json",
 )
 process = operation.process

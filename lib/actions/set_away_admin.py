@@ -17,6 +17,7 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,9 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("id",),
+    ),
     response="json",
 )
 process = operation.process

@@ -16,6 +16,10 @@ operation = Operation(
     items_key=None,
     idempotent=True,
     aliases={},
+    string_ids=(
+        ("id",),
+        ("requestBody", "external_id"),
+    ),
     response="json",
 )
 process = operation.process

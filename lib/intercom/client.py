@@ -8,10 +8,11 @@ Design choices (and why):
   (``prefetch`` > 1): we never mutate it after construction (default headers are set once, cookies are
   refused by policy so nothing is written to its jar) and urllib3's connection pool is thread-safe, which
   is the part requests' own docs worry about. ``pool_maxsize`` allows 16 parallel connections per host.
+* **Rate limits** (lib/intercom/ratelimit.py): calls are paced from ``X-RateLimit-Remaining``/``-Reset``
+  before Intercom refuses them. A 429 (rejected without processing, so every method is retried) waits
+  until ``X-RateLimit-Reset`` (``Retry-After`` or backoff when absent) and does not count as a retry; one
+  call waits at most ``max_rate_limit_wait`` (default 60 s) in total for 429s.
 * **Retries** (at most ``maxRetries``, default 3):
-  - 429: Intercom rejected the request without processing it, so every method is retried, after
-    sleeping until ``X-RateLimit-Reset`` (epoch seconds; capped at ``max_rate_limit_wait``, default 60 s;
-    ``Retry-After`` or backoff when the header is absent).
   - 5xx, read timeouts and dropped connections: retried with exponential backoff and full jitter only when
     the call is idempotent (GET/PUT/DELETE/HEAD/OPTIONS, and POSTs the caller marks ``idempotent=True``:
     search and list). A plain POST may have reached Intercom and been applied, so repeating it could create
@@ -39,18 +40,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from lib.intercom import regions
-from lib.intercom.errors import ConfigurationError, IntercomError, scrub
+from lib.intercom import pagination, ratelimit, regions
+from lib.intercom.errors import ConfigurationError, IntercomError, scrub, with_auth_hint
 
 log = logging.getLogger("lib.intercom.client")
 
 DEFAULT_VERSION = "2.8"
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
 USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}"
-PAGINATION_STYLES = ("cursor", "search", "scroll", "page")
+PAGINATION_STYLES = pagination.STYLES
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CACHE_SIZE = 64
 #: Every cfg field settings_from_cfg (and lib.intercom.regions) reads: together they determine the client.
@@ -99,7 +100,7 @@ class IntercomClient:
         version: str = DEFAULT_VERSION,
         timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
         max_retries: int = DEFAULT_MAX_RETRIES,
-        max_rate_limit_wait: float = 60.0,
+        max_rate_limit_wait: float = ratelimit.DEFAULT_RATE_LIMIT_WAIT,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] | None = None,
@@ -119,6 +120,7 @@ class IntercomClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.clock = clock
+        self.pacer = ratelimit.pacer_for(self.base_url, token, clock)  # the app's window, shared in-process
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
         session.mount("https://", adapter)
@@ -201,6 +203,7 @@ class IntercomClient:
         with cls._cache_lock:
             cls._cache.clear()
             cls._settings_keys.clear()
+        ratelimit.forget()
 
     # ---------------------------------------------------------------------------------------- calls
     def _url(self, path: str) -> str:
@@ -211,21 +214,17 @@ class IntercomClient:
     def _sleep(self, seconds: float) -> None:
         (self.sleep or _module_sleep)(seconds)
 
+    def _pace(self, seconds: float) -> None:
+        if seconds > 0:
+            self._sleep(min(seconds, self.max_rate_limit_wait))
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
 
     def _wait_for(self, response: requests.Response, attempt: int) -> float:
-        """Seconds to wait before retrying this 429/5xx response."""
+        """Seconds to wait before retrying this 5xx response: Retry-After, else backoff."""
         headers = response.headers
-        reset = headers.get("X-RateLimit-Reset")
-        if reset is not None and response.status_code == 429:
-            try:
-                wait = float(reset) - self.clock()
-            except ValueError:
-                wait = -1.0
-            if wait >= 0:
-                return min(wait + 0.05, self.max_rate_limit_wait)
         retry_after = headers.get("Retry-After")
         if retry_after is not None:
             try:
@@ -250,38 +249,56 @@ class IntercomClient:
         if idempotent is None:
             idempotent = method in _IDEMPOTENT_METHODS
         url = self._url(path)
-        attempt = 0
+        attempt = retries = 0  # retries: of failures (maxRetries); 429s are bounded by time instead
+        rate_limited = 0.0  # seconds this call has waited for 429s (at most max_rate_limit_wait)
         while True:
             attempt += 1
+            self._pace(self.pacer.delay())  # proactive pacing (lib/intercom/ratelimit.py)
+            self._pace(self.pacer.go())
             try:
                 response = self.session.request(method, url, params=params, json=json, headers=headers,
                                                 timeout=self.timeout, stream=stream)
             except requests.RequestException as exc:
+                self.pacer.observe({})
                 sent = _sent_before_failure(exc)
                 connection_problem = isinstance(
                     exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
-                if connection_problem and attempt <= self.max_retries and (idempotent or not sent) \
+                if connection_problem and retries < self.max_retries and (idempotent or not sent) \
                         and not isinstance(exc, requests.exceptions.SSLError):
-                    wait = self._backoff(attempt)
+                    retries += 1
+                    wait = self._backoff(retries)
                     log.warning("Intercom %s %s failed (%s); retry %d/%d in %.2fs", method, path,
-                                type(exc).__name__, attempt, self.max_retries, wait)
+                                type(exc).__name__, retries, self.max_retries, wait)
                     self._sleep(wait)
                     continue
                 raise self._connection_error(exc, method, path, attempt, sent) from None
+            self.pacer.observe(response.headers)
             status = response.status_code
             if status < 400:
                 return response
-            if attempt <= self.max_retries and (status == 429 or (status >= 500 and idempotent)):
-                wait = self._wait_for(response, attempt)
+            if status == 429:
+                wait = ratelimit.wait_for_429(response.headers, self.clock(), self._backoff(attempt))
+                if rate_limited + wait <= self.max_rate_limit_wait:
+                    rate_limited += wait
+                    log.warning("Intercom %s %s answered 429; waiting %.2fs (%.1fs of %gs for rate limits)",
+                                method, path, wait, rate_limited, self.max_rate_limit_wait)
+                    response.close()
+                    self._sleep(wait)
+                    continue
+            elif status >= 500 and idempotent and retries < self.max_retries:
+                retries += 1
+                wait = self._wait_for(response, retries)
                 log.warning("Intercom %s %s answered %d; retry %d/%d in %.2fs", method, path, status,
-                            attempt, self.max_retries, wait)
+                            retries, self.max_retries, wait)
                 response.close()
                 self._sleep(wait)
                 continue
             error = IntercomError.from_response(response, method=method, path=path, attempts=attempt,
                                                 token=self._token)
             response.close()
-            raise error
+            if status == 429:
+                error = ratelimit.gave_up(error, rate_limited, wait, self.max_rate_limit_wait)
+            raise with_auth_hint(error)
 
     def _connection_error(self, exc: requests.RequestException, method: str, path: str, attempts: int,
                           sent: bool) -> IntercomError:
@@ -334,74 +351,18 @@ class IntercomClient:
         items_key: str = "data",
         idempotent: bool = True,
         logger: logging.Logger | None = None,
+        max_pages: int = pagination.DEFAULT_MAX_PAGES,
     ) -> Iterator[Any]:
-        """Yield each page's JSON, following ``style`` to the last page.
+        """Yield each page's JSON, following ``style`` to the last page (lib.intercom.pagination: the styles,
+        the loop guard and the ``max_pages`` cap, all ending in PaginationError after the pages so far).
+        Listing is a read, so pages are retried as idempotent."""
+        def fetch(request: pagination.PageRequest) -> Any:
+            return self.request_json(method, request.path, params=request.params, json=request.json,
+                                     headers=headers, idempotent=idempotent)
 
-        ``cursor``: ``pages.next.starting_after`` goes into the query (a ``pages.next`` URL is followed);
-        ``search``: it goes into the body's ``pagination.starting_after``; ``scroll``: ``scroll_param``
-        until a page has no items (that empty end marker is not yielded, unless it is the first page);
-        ``page``: ``page`` numbers up to ``pages.total_pages`` (or the
-        ``pages.next`` URL). A cursor or URL seen twice ends the loop with a warning (a server bug would
-        otherwise make us loop for ever). Listing is a read, so pages are retried as idempotent.
-        """
-        if style not in PAGINATION_STYLES:
-            raise ValueError(f"unknown pagination style {style!r}; expected one of {PAGINATION_STYLES}")
-        logger = logger or log
-        seen: set[str] = set()
-        current_page = 0
-        yielded = 0
-        while True:
-            page = self.request_json(method, path, params=params, json=json, headers=headers,
-                                     idempotent=idempotent)
-            if style == "scroll" and yielded and isinstance(page, dict) and not page.get(items_key):
-                return  # the empty page that ends a scroll is a marker, not data
-            yielded += 1
-            yield page
-            if not isinstance(page, dict):
-                return
-            pages = page.get("pages") if isinstance(page.get("pages"), dict) else {}
-            nxt = pages.get("next")
-            token: str | None = None
-            if style == "scroll":
-                items = page.get(items_key)
-                scroll = page.get("scroll_param")
-                if not items or not scroll:
-                    return
-                params = _with_params(params, {"scroll_param": scroll})
-                continue
-            if isinstance(nxt, str) and nxt:
-                token = "url:" + nxt
-                if token in seen:
-                    return _loop_warning(logger, method, path)
-                seen.add(token)
-                path, url_params = self._split_next_url(nxt)
-                params = _with_params(params, url_params)
-                continue
-            cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
-            if cursor and style in ("cursor", "search", "page"):
-                if cursor in seen:
-                    return _loop_warning(logger, method, path)
-                seen.add(cursor)
-                if style == "search":
-                    body = dict(json) if isinstance(json, dict) else {}
-                    pagination = dict(body.get("pagination") or {})
-                    pagination["starting_after"] = cursor
-                    body["pagination"] = pagination
-                    json = body
-                else:
-                    params = _with_params(params, {"starting_after": cursor})
-                continue
-            if style == "page":
-                number = pages.get("page")
-                total = pages.get("total_pages")
-                if not isinstance(number, int) or not isinstance(total, int) or number >= total:
-                    return
-                if number <= current_page:
-                    return _loop_warning(logger, method, path)
-                current_page = number
-                params = _with_params(params, {"page": number + 1})
-                continue
-            return
+        first = pagination.PageRequest(path, params, json)
+        return pagination.follow(fetch, style, first, method=method.upper(), items_key=items_key,
+                                 split_url=self._split_next_url, limit=max_pages)
 
     def _split_next_url(self, url: str) -> tuple[str, list[tuple[str, str]]]:
         """Path and query of a ``pages.next`` URL, re-rooted on our base URL (the token never leaves it)."""
@@ -410,21 +371,3 @@ class IntercomClient:
         if self._base_path and path.startswith(self._base_path + "/"):
             path = path[len(self._base_path):]
         return path, parse_qsl(parts.query, keep_blank_values=True)
-
-
-def _loop_warning(logger: logging.Logger, method: str, path: str) -> None:
-    logger.warning("Intercom %s %s returned a pagination cursor seen before; stopping to avoid a loop",
-                   method, path)
-
-
-def _with_params(params: Any, updates: dict[str, Any] | list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """``params`` (dict or pairs) with every key in ``updates`` replaced by its new value(s)."""
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
-    replaced = {key for key, _ in pairs}
-    if params is None:
-        base: list[tuple[str, Any]] = []
-    elif isinstance(params, dict):
-        base = [(k, v) for k, v in params.items() if k not in replaced]
-    else:
-        base = [(k, v) for k, v in params if k not in replaced]
-    return base + pairs

@@ -182,3 +182,23 @@ class ValidationError(Exception):
 
 def _rebuild(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
     return cls(*args, **kwargs)
+
+
+def with_auth_hint(error: IntercomError) -> IntercomError:
+    """A 401/403 with its likely cause added to the message (Intercom's own text is often just
+    "Unauthorized"); other errors unchanged."""
+    resource = (error.path or "").strip("/").split("/")[0] or "this resource"
+    hints = {
+        401: "the access token is invalid, expired or revoked: check the accessToken credential (a "
+             "reinstalled or re-authorised app gets a new token)",
+        403: f"the token is valid but may not do this: the app probably lacks the permission scope for "
+             f"`{resource}` (Developer Hub > your app > Authentication > permissions), or the workspace's "
+             "plan does not include this API",
+    }
+    hint = hints.get(error.status or 0)
+    if hint is None or "Likely cause" in error.message:
+        return error
+    return type(error)(f"{error.message}. Likely cause: {hint}", status=error.status, code=error.code,
+                       request_id=error.request_id, errors=error.errors, method=error.method,
+                       path=error.path, attempts=error.attempts, retryable=error.retryable)
+

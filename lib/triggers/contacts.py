@@ -1,13 +1,30 @@
 """Trigger: contacts (users and leads) created or updated since the last poll, via POST /contacts/search."""
-from lib.select_models import segments, tags
+import json
+
+from lib.select_models import data_attributes, segments, tags
 from lib.triggers.polling import SearchResource, make_process
 
-__all__ = ["RESOURCE", "process", "segments", "tags"]
+__all__ = ["RESOURCE", "data_attributes", "process", "segments", "tags"]
+
+
+def attribute_value(text: object) -> object:
+    """The attributeValue field: a JSON value when it is one (42, true, "42"), otherwise the text itself."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def filters(cfg: dict) -> list[dict]:
-    """Optional step fields narrowing the search: role (user|lead), segmentId, tagId."""
+    """Optional step fields narrowing the search: role (user|lead), segmentId, tagId, attribute = value."""
     out = []
+    if cfg.get("attribute"):
+        value = cfg.get("attributeValue")
+        if value in (None, ""):
+            raise ValueError(f"Field 'attributeValue' is required with 'attribute' ({cfg['attribute']})")
+        out.append({"field": cfg["attribute"], "operator": "=", "value": attribute_value(value)})
     if cfg.get("role"):
         out.append({"field": "role", "operator": "=", "value": cfg["role"]})
     if cfg.get("segmentId"):

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lib.intercom.client import IntercomClient
+from lib.intercom.pagination import PaginationError, max_pages
 
 EMIT_BEHAVIOURS = ("emitIndividually", "emitPage", "fetchAll")
 DEFAULT_BEHAVIOUR = "emitIndividually"  # a trigger's consumers usually want one message per changed object
@@ -154,7 +155,8 @@ class SearchResource:
             "pagination": {"per_page": page_size(cfg, self.max_page_size)},
             "sort": {"field": "updated_at", "order": "ascending"},
         }
-        for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key):
+        for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key,
+                                    max_pages=max_pages(cfg)):
             yield page.get(self.items_key) or []
 
 
@@ -182,7 +184,7 @@ class ScanResource:
             yield (response.json() or {}).get(self.items_key) or []
             return
         pages = client.paginate("GET", self.path, style=self.style, params=params or None,
-                                items_key=self.items_key)
+                                items_key=self.items_key, max_pages=max_pages(cfg))
         for page in pages:
             items = page.get(self.items_key) or []
             yield items
@@ -245,9 +247,35 @@ def poll(
         emit("snapshot", pos.to_snapshot())
         return 0
     cutoff = started - int_field(cfg, "lagSeconds", resource.default_lag)
-    saved = dict(snapshot) if snapshot else None
+    max_pages(cfg)  # a bad maxPages fails before the first request
+    state = {"saved": dict(snapshot) if snapshot else None, "count": 0}
     collected: list[dict] = []
-    count = 0
+    try:
+        _read(resource, client, cfg, pos, behaviour, cutoff, emit, collected, state)
+    except PaginationError:
+        # Pagination broke off (a loop, the page cap, a refused or expired scroll): what was read is
+        # emitted with its position, then the error. A scan is not complete, so its position does not
+        # settle: the next poll scans again and skips what `emitted` records (nothing lost, nothing twice).
+        if behaviour == "fetchAll" and collected:
+            emit("data", _list(resource, collected))
+        if pos.to_snapshot() != state["saved"]:
+            emit("snapshot", pos.to_snapshot())
+        raise
+    if not resource.ordered:
+        pos.settle(min(started - CLOCK_MARGIN, cutoff))
+    if behaviour == "fetchAll" and collected:
+        emit("data", _list(resource, collected))
+    current = pos.to_snapshot()
+    if current != state["saved"]:
+        emit("snapshot", current)
+    return state["count"]
+
+
+def _read(resource: SearchResource | ScanResource, client: IntercomClient, cfg: dict, pos: Position,
+          behaviour: str, cutoff: int, emit: Callable[[str, Any], None], collected: list[dict],
+          state: dict) -> None:
+    """Read the pages, emit (or collect) the changed objects, save the position after each page
+    (``state``: the last snapshot saved and the count of changed objects, kept up to date as it goes)."""
     for items in resource.pages(client, cfg, pos):
         fresh: list[dict] = []
         reached_cutoff = False
@@ -268,7 +296,7 @@ def poll(
                 pos.advance(oid, ts)
             else:
                 pos.record(oid, ts)
-        count += len(fresh)
+        state["count"] += len(fresh)
         if behaviour == "fetchAll":
             collected.extend(fresh)
         else:
@@ -279,19 +307,11 @@ def poll(
                 emit("data", _list(resource, fresh))
             if len(pos.emitted) <= MAX_TRACKED:
                 current = pos.to_snapshot()
-                if current != saved:
+                if current != state["saved"]:
                     emit("snapshot", current)
-                    saved = current
+                    state["saved"] = current
         if reached_cutoff and resource.ordered:
             break
-    if not resource.ordered:
-        pos.settle(min(started - CLOCK_MARGIN, cutoff))
-    if behaviour == "fetchAll" and collected:
-        emit("data", _list(resource, collected))
-    current = pos.to_snapshot()
-    if current != saved:
-        emit("snapshot", current)
-    return count
 
 
 def make_process(resource: SearchResource | ScanResource) -> Callable:

@@ -15,7 +15,8 @@ input snapshot.
 --snapshot-out FILE always writes the final snapshot (handy for polling a trigger repeatedly).
 
 Exit codes: 0 success; 1 an error event was emitted (exec), credentials not verified (verify), or
-the select-model/meta-model function failed; 2 usage or configuration error (one line on stderr).
+the select-model/meta-model function failed; 2 usage or configuration error (one line on stderr);
+141 standard output was closed early (`list | head`).
 --component defaults to $COMPONENT_PATH, else the current directory.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -187,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ComponentError) as exc:
         sys.stderr.write(f"elasticio_sailor: error: {exc}\n")
         return 2
+    except BrokenPipeError:
+        # The reader went away (`list | head`): stop quietly with the status of a tool SIGPIPE ended, and
+        # point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

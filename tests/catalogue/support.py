@@ -45,31 +45,25 @@ def schema(action_id: str, kind: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ openapi-core
 
-# Exemptions from validating against the descriptions exactly as published, each narrow and explained:
-# 1. The current description references `#/components/schemas/custom_attributes` (createPhoneSwitch,
-#    updateConversation bodies) without defining it, so no validator can load it; the 2023-03-03 revision
-#    defines it (with `custom_object_instance`), and those definitions are added to the current one.
-# 2. lisDataEvents: the required query parameter `filter` is an object serialised form/explode (Intercom
-#    expects `?user_id=...&type=user`); openapi-core only looks for a query key named `filter`, so it
-#    reports it missing. The validator gets `filter` as optional, and the test checks the exploded keys
-#    against the parameter's schema itself (see `exploded_filter_errors`).
-# 3. createConversation: `from.id` is declared `format: uuid` (36 characters) with minLength/maxLength 24;
-#    no value can satisfy both. Intercom's ids are 24 hexadecimal characters (the description's own
-#    example), so the validator's copy drops the `uuid` format of that one property.
-MISSING_SCHEMAS = ("custom_attributes", "custom_object_instance")
+# Requests are validated against the description as the connector enforces it: Intercom's description with
+# the corrections of tools/generate.py applied (CORRECTIONS, each with its reason and evidence; oneOf read as
+# anyOf; the schemas the current description references without defining taken from the 2023-03-03
+# revision). One exemption is the validator's, not Intercom's:
+# lisDataEvents: the required query parameter `filter` is an object serialised form/explode (Intercom
+# expects `?user_id=...&type=user`); openapi-core only looks for a query key named `filter`, so it reports it
+# missing. The validator gets `filter` as optional, and the test checks the exploded keys against the
+# parameter's schema itself (see `exploded_filter_errors`).
 
 
 @cache
 def openapi(legacy: bool) -> Any:
     from openapi_core import OpenAPI
 
-    spec = copy.deepcopy(load_yaml(LEGACY if legacy else CURRENT))
+    from tools.generate import LEGACY_SPEC, corrected_description
+
+    name = LEGACY.name if legacy else CURRENT.name
+    spec = copy.deepcopy(corrected_description(SPEC_DIR, LEGACY_SPEC if legacy else name))
     if not legacy:
-        old = load_yaml(LEGACY)["components"]["schemas"]
-        for name in MISSING_SCHEMAS:
-            spec["components"]["schemas"].setdefault(name, copy.deepcopy(old[name]))
-        sender = spec["components"]["schemas"]["create_conversation_request"]["properties"]["from"]
-        assert sender["properties"]["id"].pop("format") == "uuid"
         for param in spec["paths"]["/events"]["get"]["parameters"]:
             if param.get("name") == "filter":
                 param["required"] = False

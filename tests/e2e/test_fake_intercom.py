@@ -157,3 +157,48 @@ def test_an_unknown_intercom_version_is_rejected(http, fake):
     response = http.get(fake.url + "/me", headers={"Intercom-Version": "latest"}, timeout=5)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "intercom_version_invalid"
+
+
+def test_data_events_list_and_summary_for_one_user(http, fake):
+    ada = fake.add_contact(email="ada@example.com", external_id="42")
+    fake.add_contact(email="bob@example.com", external_id="43")
+    for name, user, at in (("ordered", {"user_id": "42"}, 100), ("ordered", {"email": ada["email"]}, 200),
+                           ("invited", {"id": ada["id"]}, 300), ("ordered", {"user_id": "43"}, 400)):
+        assert http.post(fake.url + "/events", json={"event_name": name, "created_at": at, **user},
+                         timeout=5).status_code == 202
+    listed = http.get(fake.url + "/events", params={"type": "user", "user_id": "42"}, timeout=5).json()
+    assert listed["type"] == "event.list" and "pages" in listed
+    assert [(e["event_name"], e["created_at"]) for e in listed["events"]] == [
+        ("invited", 300), ("ordered", 200), ("ordered", 100)]  # newest first, however the user was named
+    assert {(e["user_id"], e["intercom_user_id"], e["email"]) for e in listed["events"]} == {
+        ("42", ada["id"], "ada@example.com")}
+    summary = http.get(fake.url + "/events", params={"type": "user", "email": "ada@example.com",
+                                                     "summary": "true"}, timeout=5).json()
+    assert summary["type"] == "event.summary" and summary["user_id"] == "42"
+    assert {e["name"]: e["count"] for e in summary["events"]} == {"ordered": 2, "invited": 1}
+
+
+def test_data_events_need_type_user_and_one_known_user(http, fake):
+    fake.add_contact(email="ada@example.com", external_id="42")
+    for params, status in (({"user_id": "42"}, 400), ({"type": "user"}, 400),
+                           ({"type": "lead", "user_id": "42"}, 400),
+                           ({"type": "user", "user_id": "nobody"}, 404)):
+        response = http.get(fake.url + "/events", params=params, timeout=5)
+        assert response.status_code == status, (params, response.text)
+        assert response.json()["type"] == "error.list"
+
+
+def test_companies_attached_to_a_contact(http, fake):
+    contact = fake.add_contact(email="ada@example.com")["id"]
+    acme = fake.add_company(company_id="acme", name="Acme")["id"]
+    fake.add_company(company_id="other", name="Other")
+    empty = http.get(f"{fake.url}/contacts/{contact}/companies", timeout=5).json()
+    assert (empty["type"], empty["data"], empty["total_count"]) == ("list", [], 0)
+    attached = http.post(f"{fake.url}/contacts/{contact}/companies", json={"id": acme}, timeout=5).json()
+    assert attached["id"] == acme and attached["user_count"] == 1
+    listed = http.get(f"{fake.url}/contacts/{contact}/companies", timeout=5).json()
+    assert [c["id"] for c in listed["data"]] == [acme] and listed["total_count"] == 1
+    assert listed["pages"]["next"] is None and listed["pages"]["total_pages"] == 1
+    assert http.get(f"{fake.url}/contacts/nobody/companies", timeout=5).status_code == 404
+    assert http.post(f"{fake.url}/contacts/{contact}/companies", json={"id": "nope"},
+                     timeout=5).status_code == 404

@@ -75,7 +75,7 @@ def test_from_cfg_caches_one_session_per_settings(cfg):
 def test_timeouts_from_cfg(rsps):
     client = IntercomClient.from_cfg({"accessToken": TOKEN, "requestTimeout": "5"})
     assert client.timeout == (5.0, 5.0)
-    assert IntercomClient.from_cfg({"accessToken": TOKEN}).timeout == (10.0, 60.0)
+    assert IntercomClient.from_cfg({"accessToken": TOKEN}).timeout == (10.0, 30.0)
 
 
 @pytest.mark.parametrize("field", [{"requestTimeout": "soon"}, {"maxRetries": -1}, {"maxRetries": 1.5}])
@@ -144,11 +144,13 @@ def test_429_waits_until_reset(rsps, sleeps):
     assert len(sleeps) == 1 and 12.0 <= sleeps[0] <= 12.1
 
 
-def test_429_wait_is_capped(rsps, sleeps):
+def test_a_429_asking_for_more_than_the_call_may_wait_fails_at_once(rsps, sleeps):
     rsps.get(f"{US}/me", status=429, headers={"X-RateLimit-Reset": "1003600"})
     rsps.get(f"{US}/me", json={})
-    IntercomClient(US, TOKEN, clock=Clock(1000000.0), max_rate_limit_wait=60).request("GET", "/me")
-    assert sleeps == [60]
+    with pytest.raises(IntercomError) as info:
+        IntercomClient(US, TOKEN, clock=Clock(1000000.0), max_rate_limit_wait=60).request("GET", "/me")
+    assert sleeps == [] and len(rsps.calls) == 1
+    assert info.value.status == 429 and "beyond the 60 s" in str(info.value)
 
 
 def test_429_without_reset_backs_off_and_post_is_retried(rsps, sleeps, cfg):
@@ -159,12 +161,13 @@ def test_429_without_reset_backs_off_and_post_is_retried(rsps, sleeps, cfg):
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.5
 
 
-def test_429_gives_up_after_max_retries(rsps, sleeps):
-    rsps.get(f"{US}/me", status=429, headers={"X-RateLimit-Reset": "5"})
+def test_429s_do_not_use_up_retries_but_the_total_wait_is_bounded(rsps, sleeps):
+    rsps.get(f"{US}/me", status=429, headers={"X-RateLimit-Reset": "5"})  # a reset in the past, for ever
     with pytest.raises(IntercomError) as info:
-        IntercomClient.from_cfg({"accessToken": TOKEN, "maxRetries": 2}).request("GET", "/me")
-    assert info.value.status == 429 and info.value.attempts == 3
-    assert len(rsps.calls) == 3 and len(sleeps) == 2
+        IntercomClient.from_cfg({"accessToken": TOKEN, "maxRetries": 0}).request("GET", "/me")
+    assert info.value.status == 429 and len(rsps.calls) == len(sleeps) + 1 > 2  # retried despite maxRetries 0
+    assert 30 < sum(sleeps) <= 60 and min(sleeps) >= 0.1  # bounded by time (60 s), not by count
+    assert info.value.attempts == len(rsps.calls)
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
@@ -230,7 +233,7 @@ def test_read_timeout_not_retried_for_post(rsps, sleeps, cfg):
     with pytest.raises(IntercomError) as info:
         IntercomClient.from_cfg(cfg).request("POST", "/contacts", json={})
     assert info.value.code == "timeout" and len(rsps.calls) == 1 and sleeps == []
-    assert "no answer within 60 s" in str(info.value)
+    assert "no answer within 30 s" in str(info.value)
 
 
 def _closed_port() -> int:

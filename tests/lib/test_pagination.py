@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import pytest
 from responses import matchers
 
 from lib.intercom.client import IntercomClient
+from lib.intercom.pagination import PaginationError
 from lib.operation import Operation
 from tests.lib.conftest import SCHEMAS, US
 
@@ -154,23 +154,35 @@ def test_emit_individually_streams_page_by_page(rsps, cfg):
     assert len(rsps.calls) == 2
 
 
-def test_same_cursor_twice_stops(rsps, cfg, caplog):
-    caplog.set_level(logging.WARNING)
+def pages_then_error(iterator) -> tuple[list, Exception | None]:
+    pages = []
+    try:
+        for page in iterator:
+            pages.append(page)
+    except PaginationError as exc:
+        return pages, exc
+    return pages, None
+
+
+def test_same_cursor_twice_stops_with_an_error_after_the_pages(rsps, cfg):
     looping = {"data": items("1"), "pages": {"next": {"starting_after": "same"}}}
     rsps.get(f"{US}/contacts", json=looping)
-    pages = list(IntercomClient.from_cfg(cfg).paginate("GET", "/contacts", style="cursor"))
+    pages, error = pages_then_error(IntercomClient.from_cfg(cfg).paginate("GET", "/contacts", style="cursor"))
     assert len(pages) == 2 and len(rsps.calls) == 2
-    assert "seen before" in caplog.text
+    assert error.code == "pagination_loop" and "already requested" in str(error)
 
 
 def test_same_next_url_twice_stops(rsps, cfg):
     rsps.get(f"{US}/x", json={"data": [1], "pages": {"next": f"{US}/x?page=2"}})
-    assert len(list(IntercomClient.from_cfg(cfg).paginate("GET", "/x", style="page"))) == 2
+    pages, error = pages_then_error(IntercomClient.from_cfg(cfg).paginate("GET", "/x", style="page"))
+    assert len(pages) == 2 and error.code == "pagination_loop"
 
 
 def test_page_numbers_must_advance(rsps, cfg):
     rsps.get(f"{US}/x", json={"data": [1], "pages": {"page": 1, "total_pages": 5}})
-    assert len(list(IntercomClient.from_cfg(cfg).paginate("GET", "/x", style="page"))) == 2
+    pages, error = pages_then_error(IntercomClient.from_cfg(cfg).paginate("GET", "/x", style="page"))
+    assert len(pages) == 1 and len(rsps.calls) == 2  # the repeated page 1 is not emitted twice
+    assert "page 1 (of 5) again" in str(error)
 
 
 def test_scroll_with_no_companies_yields_the_empty_first_page(rsps, cfg):
