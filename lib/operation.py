@@ -27,11 +27,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import jsonschema_rs
 
-from lib.intercom import auth_retry, pagination
+from lib import inputs
+from lib.intercom import answers, auth_retry, pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
 
@@ -58,6 +58,9 @@ class SchemaValidator:
     ``jsonschema_rs`` answers "is it valid?" for every message; the reference ``jsonschema`` validator
     (which picks the draft the schema declares) describes the failures, which only costs time when a
     message is invalid. Formats are annotations in both, as Draft 2020-12 specifies by default.
+    The fast one decides: when it says no and the reference one finds nothing wrong (they differ, e.g.
+    Python's ``$`` matches before a final newline, Rust's does not), the message is refused with the
+    fast validator's own description.
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
@@ -83,9 +86,25 @@ class SchemaValidator:
         return self._reference
 
     def iter_errors(self, instance: Any) -> Iterator[js_exceptions.ValidationError]:
-        if self.fast is not None and self.fast.is_valid(instance):
+        if self.fast is None:
+            return self.reference.iter_errors(instance)
+        if self.fast.is_valid(instance):
             return iter(())
-        return self.reference.iter_errors(instance)
+        errors = list(self.reference.iter_errors(instance))
+        if errors:
+            return iter(errors)
+        return iter([_fast_error(error) for error in self.fast.iter_errors(instance)])
+
+
+def _fast_error(error: Any) -> js_exceptions.ValidationError:
+    """A jsonschema_rs error in the reference validator's form, for ``_describe`` (an invalid message only:
+    jsonschema is imported when needed, see SchemaValidator.reference)."""
+    from jsonschema.exceptions import ValidationError as ReferenceValidationError
+
+    rule = type(error.kind).__name__
+    rule = rule[:1].lower() + rule[1:]  # Pattern -> pattern, as the keyword is spelt
+    return ReferenceValidationError(str(error.message), validator=rule, path=list(error.instance_path),
+                                    instance=error.instance, schema={})
 
 
 def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None, key: str) -> SchemaValidator:
@@ -309,6 +328,9 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
+        errors = inputs.precheck(data)
+        if errors:  # strings the HTTP stack cannot encode, too deep nesting: before the validators see it
+            raise ValidationError(self.action_id, errors)
         for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
             data = _stringify_ids(data, path)
         errors = self._errors(data)
@@ -336,7 +358,10 @@ class Operation:
                 raise ValidationError(self.action_id, [
                     {"field": n, "rule": "required", "message": "path parameter is required"}
                     for n in missing])
-            path = "".join(part if i % 2 == 0 else quote(str(data[part]), safe="")
+            dots = [e for e in (inputs.dot_segment_error(n, data[n]) for n in self.path_params) if e]
+            if dots:
+                raise ValidationError(self.action_id, dots)
+            path = "".join(part if i % 2 == 0 else inputs.path_segment(data[part])
                            for i, part in enumerate(self._path_parts))
         params: list[tuple[str, Any]] = []
         for name in self.query_params:
@@ -362,6 +387,9 @@ class Operation:
     def process(self, ctx: Any, msg: Any, cfg: dict[str, Any], snapshot: Any = None) -> Any:
         """Validate, call Intercom, return the data message (or a generator of them for lists)."""
         data, metadata = _message_parts(msg)
+        unreadable = inputs.precheck(metadata, "metadata")
+        if unreadable:  # metadata travels on to the outgoing message
+            raise ValidationError(self.action_id, unreadable)
         data = self.prepare(data, cfg)
         behaviour = emit_behaviour(cfg) if self.items_key else None
         request = self.build(data)
@@ -389,12 +417,13 @@ class Operation:
         content = response.content
         status = response.status_code
         if self.response == "binary":
-            body = {"contentType": response.headers.get("Content-Type", "application/octet-stream"),
+            body = {"contentType": client.redacted(response.headers.get("Content-Type",
+                                                                        "application/octet-stream"), 200),
                     "size": len(content), "encoding": "base64",
                     "content": base64.b64encode(content).decode("ascii")}
             disposition = response.headers.get("Content-Disposition")
             if disposition:
-                body["contentDisposition"] = disposition
+                body["contentDisposition"] = client.redacted(disposition, 500)
             return {"data": body, "metadata": self._metadata(metadata, data.get("job_identifier"))}
         if not content:
             result = {202: "accepted", 204: "no content"}.get(status, "empty response")
@@ -404,11 +433,14 @@ class Operation:
             record = data.get("id") if "id" in self.path_params else None
             return {"data": body, "metadata": self._metadata(metadata, record)}
         try:
-            body = response.json()
+            body = answers.loads(content)
+        except answers.TooDeep as exc:
+            raise answers.invalid(str(exc), response, method=self.method, path=request["path"]) from None
         except ValueError:
             body = {"status": status, "action": self.action_id, "result": "non-JSON response",
-                    "contentType": response.headers.get("Content-Type"),
-                    "text": content[:10000].decode("utf-8", "replace")}
+                    "contentType": client.redacted(response.headers["Content-Type"], 200)
+                    if response.headers.get("Content-Type") is not None else None,
+                    "text": client.redacted(content[:10000].decode("utf-8", "replace"), 10000)}
             return {"data": body, "metadata": self._metadata(metadata, None)}
         record_id = body.get("id") if isinstance(body, dict) else None
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
@@ -421,9 +453,12 @@ class Operation:
                                        headers=request["headers"], items_key=self.items_key or "data",
                                        logger=logger, max_pages=limit)
         else:
-            yield client.request_json(self.method, request["path"], params=request["params"],
-                                      json=request["json"], headers=request["headers"],
-                                      idempotent=self.idempotent)
+            page = client.request_json(self.method, request["path"], params=request["params"],
+                                       json=request["json"], headers=request["headers"],
+                                       idempotent=self.idempotent)
+            if page is not None:
+                answers.page(page, self.items_key or "data", method=self.method, path=request["path"])
+            yield page
 
     def _items(self, page: Any) -> list[Any]:
         """The objects of one page. Intercom answers some lists under `data` where the description names

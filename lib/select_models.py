@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lib.intercom import answers
 from lib.intercom.client import IntercomClient
 
 __all__ = [
@@ -23,15 +24,21 @@ __all__ = [
 
 
 def _items(cfg: dict, path: str, key: str, params: dict | None = None) -> list[dict]:
-    body = IntercomClient.from_cfg(cfg).request_json("GET", path, params=params) or {}
-    return [item for item in body.get(key) or () if isinstance(item, dict)]
+    body = IntercomClient.from_cfg(cfg).request_json("GET", path, params=params)
+    return answers.items(body, key, method="GET", path=path)
 
 
 def _options(items: Iterable[dict], value: str, label) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
-        if item.get(value) is not None:
-            out[str(item[value])] = label(item) or str(item[value])
+        key = item.get(value)
+        if key is None or isinstance(key, dict | list):
+            continue
+        try:
+            text = label(item)
+        except (AttributeError, KeyError, TypeError):  # a detail of another shape: the value itself will do
+            text = None
+        out[str(key)] = text if isinstance(text, str) and text else str(key)
     return out
 
 
@@ -93,5 +100,5 @@ def collections(cfg: dict) -> dict[str, str]:
     client = IntercomClient.from_cfg(cfg)
     items: list[dict] = []
     for page in client.paginate("GET", "/help_center/collections", style="page", params={"per_page": 150}):
-        items.extend(i for i in (page or {}).get("data") or () if isinstance(i, dict))
+        items.extend(answers.items(page, "data", method="GET", path="/help_center/collections"))
     return _options(items, "id", lambda c: c.get("name"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lib.intercom import regions
+from lib.intercom import answers, regions
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, IntercomError, scrub
 
@@ -27,7 +27,9 @@ def verify(cfg: dict[str, Any]) -> dict[str, Any]:
     except ConfigurationError as exc:
         return {"verified": False, "reason": scrub(str(exc), token)}
     except IntercomError as exc:
-        if exc.status == 401:
+        if exc.code == "invalid_response":
+            reason = f"Intercom's answer to GET /me cannot be used: {exc}"
+        elif exc.status == 401:
             reason = "Invalid access token (Intercom answered 401 unauthorized)"
         elif exc.status == 403:
             reason = f"Access token not allowed to read the admin: Intercom answered 403 {exc.code or ''}"
@@ -42,5 +44,7 @@ def verify(cfg: dict[str, Any]) -> dict[str, Any]:
         log.warning("credential verification failed: %s", type(exc).__name__)
         return {"verified": False, "reason": scrub(f"Verification failed: {type(exc).__name__}", token)}
     if not isinstance(me, dict):
-        return {"verified": False, "reason": "Intercom answered GET /me without an admin object"}
+        return {"verified": False,
+                "reason": f"Intercom answered an unexpected shape at (root) of GET /me: expected an admin "
+                          f"object, got {answers.kind_of(me)}"}
     return {"verified": True}

@@ -23,6 +23,9 @@ Design choices (and why):
 * The environment (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``) is read once per session, not per
   request (``trust_env`` is off after that), which keeps the per-call path lean.
 * The token lives only in the session's default headers; no log line or exception includes headers.
+* Every attempt runs under one total deadline (``requestTimeout``, body included) over connections that check
+  where they connect (``transport``); bodies are read under size and depth limits, with any echo of the token
+  masked, and turned into data or a clear IntercomError (``answers``).
 """
 from __future__ import annotations
 
@@ -37,11 +40,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from lib.intercom import pagination, ratelimit, regions
-from lib.intercom.errors import ConfigurationError, IntercomError, scrub, with_auth_hint
+from lib.intercom import answers, config, pagination, ratelimit, regions, transport
+from lib.intercom.errors import ConfigurationError, IntercomError, cut, with_auth_hint
 
 log = logging.getLogger("lib.intercom.client")
 
@@ -122,7 +124,7 @@ class IntercomClient:
         self.clock = clock
         self.pacer = ratelimit.pacer_for(self.base_url, token, clock)  # the app's window, shared in-process
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize)
+        adapter = transport.GuardedAdapter(pool_connections=2, pool_maxsize=pool_maxsize)  # SSRF, deadline
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # keep the shared jar empty
@@ -145,6 +147,10 @@ class IntercomClient:
     def __repr__(self) -> str:  # never show the token
         return f"IntercomClient({self.base_url!r}, version={self.version!r})"
 
+    def redacted(self, text: str, limit: int) -> str:
+        """An answer's ``text`` with every form of the token masked, then cut to ``limit`` characters."""
+        return cut(text, limit, self._token)
+
     # ----------------------------------------------------------------------------------- construction
     _cache: dict[tuple[Any, ...], IntercomClient] = {}
     _cache_lock = threading.Lock()
@@ -153,7 +159,8 @@ class IntercomClient:
     def settings_from_cfg(cls, cfg: dict[str, Any]) -> dict[str, Any]:
         """The constructor arguments that ``cfg`` selects (raises ConfigurationError on bad fields)."""
         version = cfg.get("intercomVersion")
-        version = str(version).strip() if version not in (None, "") else DEFAULT_VERSION
+        version = config.header_value(version, "intercomVersion") if version not in (None, "") \
+            else DEFAULT_VERSION
         read = _number(cfg, "requestTimeout", DEFAULT_READ_TIMEOUT, minimum=0.001, maximum=3600)
         retries = _number(cfg, "maxRetries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES_LIMIT)
         if retries != int(retries):
@@ -256,8 +263,19 @@ class IntercomClient:
             self._pace(self.pacer.delay())  # proactive pacing (lib/intercom/ratelimit.py)
             self._pace(self.pacer.go())
             try:
-                response = self.session.request(method, url, params=params, json=json, headers=headers,
-                                                timeout=self.timeout, stream=stream)
+                # requestTimeout bounds the whole attempt, body included (transport.deadline)
+                with transport.deadline(self.timeout[1]) as call:
+                    try:
+                        response = self.session.request(method, url, params=params, json=json,
+                                                        headers=headers, timeout=self.timeout, stream=True)
+                        if not stream:
+                            answers.read_body(response, method=method, path=path)
+                            answers.mask(response, self._token)
+                    except requests.RequestException:
+                        if not call.expired:
+                            raise
+                    if call.expired:  # also when the cut-off looked like a normal end of the answer
+                        raise requests.exceptions.ReadTimeout("the call's deadline passed")
             except requests.RequestException as exc:
                 self.pacer.observe({})
                 sent = _sent_before_failure(exc)
@@ -305,8 +323,8 @@ class IntercomClient:
         timeout = isinstance(exc, requests.exceptions.Timeout)
         if not isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             # e.g. a body that is not JSON-serialisable or an invalid header value: nothing was sent
-            return IntercomError(scrub(f"the request could not be sent: {type(exc).__name__}: "
-                                       f"{str(exc)[:200]}", self._token),
+            return IntercomError(cut(f"the request could not be sent: {type(exc).__name__}: {exc}", 250,
+                                     self._token),
                                  code="request_error", method=method, path=path, attempts=attempts)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             what = "connecting timed out"
@@ -321,22 +339,14 @@ class IntercomClient:
         reason = getattr(inner, "reason", None) or inner
         if reason is not None and not isinstance(reason, str):
             detail += f": {type(reason).__name__}"
-        message = scrub(f"{what} to {self.base_url} ({detail})", self._token)
+        message = cut(f"{what} to {self.base_url} ({detail})", 300, self._token)
         return IntercomError(message, code="timeout" if timeout else "connection_error", method=method,
                              path=path, attempts=attempts, retryable=True)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """``request`` and decode the JSON body (None for an empty body)."""
         response = self.request(method, path, **kwargs)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise IntercomError(
-                f"the answer is not JSON (Content-Type {response.headers.get('Content-Type', 'unknown')})",
-                status=response.status_code, code="invalid_response", method=method.upper(), path=path,
-                request_id=response.headers.get("X-Request-Id")) from None
+        return answers.decode(response, method=method.upper(), path=path, token=self._token)
 
     # ----------------------------------------------------------------------------------- pagination
     def paginate(
@@ -357,8 +367,10 @@ class IntercomClient:
         the loop guard and the ``max_pages`` cap, all ending in PaginationError after the pages so far).
         Listing is a read, so pages are retried as idempotent."""
         def fetch(request: pagination.PageRequest) -> Any:
-            return self.request_json(method, request.path, params=request.params, json=request.json,
+            page = self.request_json(method, request.path, params=request.params, json=request.json,
                                      headers=headers, idempotent=idempotent)
+            answers.page(page, items_key, method=method.upper(), path=request.path)  # what pagination reads
+            return page
 
         first = pagination.PageRequest(path, params, json)
         return pagination.follow(fetch, style, first, method=method.upper(), items_key=items_key,

@@ -7,21 +7,86 @@ token as a second line of defence (see ``scrub``).
 """
 from __future__ import annotations
 
+import base64
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 _MAX_TEXT = 300  # long bodies or values are cut in messages: an error event is not a data dump
+MASK = "***"
+_MIN_SECRET = 4  # shorter values would mask half of every message
+_MIN_PARTIAL = 6  # a cut-off end of a secret this long is masked too
 
 
-def _cut(text: str, limit: int = _MAX_TEXT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@lru_cache(maxsize=64)
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """The ways ``secret`` can appear in an answer's text, longest first.
+
+    The raw value, its URL-encoded forms, and its base64 forms (standard and URL-safe alphabet, at each of
+    the three byte alignments, so that base64 of a longer text containing it, such as an echoed
+    ``Authorization: Bearer <token>`` header, is caught too; at most two bytes at either end stay readable).
+    """
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for shift in range(3):
+        padded = b"\0" * shift + raw
+        start = -(-shift // 3) * 4  # the first base64 group made of secret bytes only
+        end = len(padded) // 3 * 4  # the last complete group
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            core = encode(padded).decode("ascii")[start:end]
+            if len(core) >= 8:
+                forms.add(core)
+    return tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True))
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """Replace every secret (non-empty) in ``text`` by ``***``."""
+    """Replace every form of every secret (see ``secret_forms``) in ``text`` by ``***``."""
     for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "***")
+        if secret and len(secret) >= _MIN_SECRET:
+            for form in secret_forms(secret):
+                if form in text:
+                    text = text.replace(form, MASK)
     return text
+
+
+def _partial(text: str, secrets: tuple[str | None, ...]) -> str:
+    """Mask a secret's beginning left at the end of a cut text (and its end at the start of one)."""
+    for secret in secrets:
+        if not secret or len(secret) < _MIN_SECRET:
+            continue
+        for form in secret_forms(secret):
+            for size in range(min(len(form) - 1, len(text)), _MIN_PARTIAL - 1, -1):
+                if text.endswith(form[:size]):
+                    text = text[:-size] + MASK
+                    break
+            for size in range(min(len(form) - 1, len(text)), _MIN_PARTIAL - 1, -1):
+                if text.startswith(form[-size:]):
+                    text = MASK + text[size:]
+                    break
+    return text
+
+
+def cut(text: str, limit: int = _MAX_TEXT, *secrets: str | None) -> str:
+    """``text`` redacted first, then cut to ``limit`` characters: a secret split by the cut cannot survive."""
+    text = scrub(text, *secrets)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return _partial(text, secrets) if secrets else text
+
+
+def _cut(text: str, limit: int = _MAX_TEXT) -> str:
+    return cut(text, limit)
+
+
+def redact_value(value: Any, *secrets: str | None) -> Any:
+    """A copy of a decoded JSON value with every string (keys included) scrubbed and cut."""
+    if isinstance(value, str):
+        return cut(value, _MAX_TEXT, *secrets)
+    if isinstance(value, dict):
+        return {cut(str(k), _MAX_TEXT, *secrets): redact_value(v, *secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, *secrets) for v in value]
+    return value
 
 
 class IntercomError(Exception):
@@ -97,24 +162,23 @@ class IntercomError(Exception):
     @classmethod
     def from_response(cls, response: Any, *, method: str | None = None, path: str | None = None,
                       attempts: int | None = None, token: str | None = None) -> IntercomError:
-        """Build the error from an HTTP response with Intercom's ``error.list`` body (or anything else)."""
+        """Build the error from an HTTP response with Intercom's ``error.list`` body (or anything else).
+
+        Every text taken from the answer (body, request id) is redacted of the token before it is cut.
+        """
+        from lib.intercom import answers  # answers imports this module
+
         status = response.status_code
         code: str | None = None
         message: str | None = None
         request_id = response.headers.get("X-Request-Id") or response.headers.get("x-request-id")
         errors: list[dict[str, Any]] = []
-        body: Any = None
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
+        body = answers.loads_or_none(response.content)
         if isinstance(body, dict):
             request_id = body.get("request_id") or request_id
-            request_id = scrub(str(request_id), token) if request_id else None
             raw_errors = body.get("errors")
             if isinstance(raw_errors, list):
-                errors = [{k: scrub(_cut(v), token) if isinstance(v, str) else v for k, v in e.items()}
-                          for e in raw_errors if isinstance(e, dict)]
+                errors = [redact_value(e, token) for e in raw_errors[:20] if isinstance(e, dict)]
             if errors:
                 code = str(errors[0].get("code") or "") or None
                 parts = []
@@ -130,11 +194,11 @@ class IntercomError(Exception):
         if not message:
             text = ""
             if body is None and response.content:
-                text = response.content[:_MAX_TEXT].decode("utf-8", "replace").strip()
-            message = text or (response.reason or "HTTP error")
-        message = scrub(_cut(message), token)
-        if not code:
-            code = _DEFAULT_CODES.get(status, f"http_{status}")
+                text = response.content[:64 * 1024].decode("utf-8", "replace").strip()
+            message = text or str(response.reason or "HTTP error")
+        message = cut(message, _MAX_TEXT, token)
+        request_id = cut(str(request_id), 100, token) if request_id else None
+        code = cut(code, 100, token) if code else _DEFAULT_CODES.get(status, f"http_{status}")
         return cls(message, status=status, code=code, request_id=request_id, errors=errors,
                    method=method, path=path, attempts=attempts,
                    retryable=status == 429 or status >= 500)

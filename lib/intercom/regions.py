@@ -7,8 +7,8 @@ and ``custom`` / ``"--- Custom URL"`` together with ``otherServer``. A missing `
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
+from lib.intercom import config
 from lib.intercom.errors import ConfigurationError
 
 US = "https://api.intercom.io"
@@ -27,14 +27,8 @@ CUSTOM_OPTIONS = ("custom", "--- Custom URL")
 
 
 def _checked_url(url: str, field: str) -> str:
-    """Return ``url`` without a trailing slash if it is an absolute http(s) URL with a host."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"Field '{field}' must be an absolute http(s) URL such as https://api.intercom.io", field=field)
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"Field '{field}' must not contain a query or fragment", field=field)
-    return url.strip().rstrip("/")
+    """``url`` without a trailing slash, once lib.intercom.config has found it a safe http(s) base URL."""
+    return config.server_url(url, field)
 
 
 def base_url(cfg: dict[str, Any]) -> str:
@@ -71,7 +65,7 @@ def access_token(cfg: dict[str, Any]) -> str:
     for field in ("accessToken", "auth_bearerAuth"):
         token = cfg.get(field)
         if isinstance(token, str) and token.strip():
-            return token.strip()
+            return config.header_value(token, field)
     raise ConfigurationError(
         "Field 'accessToken' is required: the Intercom access token (legacy name 'auth_bearerAuth')",
         field="accessToken")

@@ -24,13 +24,16 @@ Two ways to find changes, depending on what the API offers:
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lib.intercom import answers, config
 from lib.intercom.client import IntercomClient
+from lib.intercom.errors import ConfigurationError
 from lib.intercom.pagination import PaginationError, max_pages
 
 EMIT_BEHAVIOURS = ("emitIndividually", "emitPage", "fetchAll")
@@ -40,6 +43,7 @@ CLOCK_MARGIN = 60  # seconds of tolerated clock skew between this host and Inter
 # startTime over a large workspace) it stops saving per page, so snapshots stay small (~200 kB) and the run
 # linear; the snapshot at the end of the scan is complete again. A crash past that point re-emits the rest.
 MAX_TRACKED = 5000
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def parse_time(value: Any) -> int | None:
@@ -47,9 +51,10 @@ def parse_time(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"startTime must be a date or epoch seconds, got {value!r}")
+        raise ConfigurationError(f"Field 'startTime' must be a date or epoch seconds, got {value!r}",
+                                 field="startTime")
     if isinstance(value, int | float):
-        number = float(value)
+        number = config.finite_number(value, "startTime")
     else:
         text = str(value).strip()
         try:
@@ -58,14 +63,21 @@ def parse_time(value: Any) -> int | None:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise ValueError(
-                    f"startTime {text!r} is neither an ISO 8601 date (2024-05-01T00:00:00Z) nor epoch seconds"
-                ) from None
+                raise ConfigurationError(
+                    f"Field 'startTime': {text[:60]!r} is neither an ISO 8601 date (2024-05-01T00:00:00Z) "
+                    "nor epoch seconds", field="startTime") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return int(parsed.timestamp())
+            return _in_range(parsed.timestamp())
+    number = config.finite_number(number, "startTime")  # "inf", "nan", "1e400"
     if number > 1e11:  # milliseconds: 1e11 s is the year 5138
         number /= 1000
+    return _in_range(number)
+
+
+def _in_range(number: float) -> int:
+    if not 0 <= number <= _LAST_SECOND:
+        raise ConfigurationError("Field 'startTime' must be a date between 1970 and 9999", field="startTime")
     return int(number)
 
 
@@ -157,7 +169,7 @@ class SearchResource:
         }
         for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key,
                                     max_pages=max_pages(cfg)):
-            yield page.get(self.items_key) or []
+            yield answers.page(page, self.items_key, objects=True).get(self.items_key) or []
 
 
 @dataclass(frozen=True)
@@ -180,13 +192,13 @@ class ScanResource:
         if self.per_page:
             params["per_page"] = page_size(cfg, self.per_page)
         if self.style is None:
-            response = client.request("GET", self.path, params=params or None)
-            yield (response.json() or {}).get(self.items_key) or []
+            body = client.request_json("GET", self.path, params=params or None) or {}
+            yield answers.page(body, self.items_key, objects=True).get(self.items_key) or []
             return
         pages = client.paginate("GET", self.path, style=self.style, params=params or None,
                                 items_key=self.items_key, max_pages=max_pages(cfg))
         for page in pages:
-            items = page.get(self.items_key) or []
+            items = answers.page(page, self.items_key, objects=True).get(self.items_key) or []
             yield items
             if self.descending and any(_ts(i) is not None and _ts(i) < pos.updated_at for i in items):
                 return
@@ -198,11 +210,13 @@ def int_field(cfg: dict, name: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}") from None
+        number = config.finite_number(value, name)
+    except ConfigurationError:
+        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
+                                 field=name) from None
     if number != int(number):
-        raise ValueError(f"Field '{name}' must be a whole number, got {value!r}")
+        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
+                                 field=name)
     return int(number)
 
 
@@ -212,6 +226,8 @@ def page_size(cfg: dict, default: int) -> int:
 
 def _ts(item: dict) -> int | None:
     value = item.get("updated_at")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -240,7 +256,8 @@ def poll(
     """Run one poll: emit data and snapshot events through ``emit``; return the number of changed objects."""
     behaviour = cfg.get("emitBehaviour") or DEFAULT_BEHAVIOUR
     if behaviour not in EMIT_BEHAVIOURS:
-        raise ValueError(f"emitBehaviour must be one of {', '.join(EMIT_BEHAVIOURS)}, got {behaviour!r}")
+        raise ConfigurationError(f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}, got "
+                                 f"{str(behaviour)[:40]!r}", field="emitBehaviour")
     started = int(now())
     pos, first_run = Position.load(snapshot, cfg, started)
     if first_run:  # no startTime: start from now, emit nothing older

@@ -45,17 +45,47 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+#: Deeper input files are refused: a component's own copies and validators recurse over the structure.
+MAX_FILE_DEPTH = 200
+
+
 def _read_json(arg: str | None, what: str, default: Any = None) -> Any:
+    """The JSON in file ``arg`` (``-``: standard input); a one-line UsageError for anything unusable."""
     if arg is None:
         return default
     try:
-        text = sys.stdin.read() if arg == "-" else Path(arg).read_text(encoding="utf-8")
+        raw = _stdin_bytes() if arg == "-" else Path(arg).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {what} {arg}: {exc.strerror or exc}") from None
     try:
-        return json.loads(text) if text.strip() else default
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {arg} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        value = json.loads(text) if text.strip() else default
+    except RecursionError:
+        raise UsageError(f"{what} {arg} nests deeper than {MAX_FILE_DEPTH} levels") from None
     except ValueError as exc:
         raise UsageError(f"{what} {arg} is not JSON: {exc}") from None
+    if _deeper_than(value, MAX_FILE_DEPTH):
+        raise UsageError(f"{what} {arg} nests deeper than {MAX_FILE_DEPTH} levels")
+    return value
+
+
+def _stdin_bytes() -> bytes:
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def _read_object(arg: str | None, what: str) -> dict:

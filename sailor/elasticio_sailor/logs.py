@@ -2,13 +2,16 @@
 
 One JSON object per line: time, level, message, name, plus execId/stepId/messageId/threadId (and any
 other ids) bound with `bind(...)` for the code running in that context. Every record passes through
-`RedactingFilter`, so neither a credential value nor a value keyed like a secret reaches a log line.
+`RedactingFilter`, so neither a credential value (raw, URL-encoded or base64) nor a value keyed like a
+secret reaches a log line.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -16,6 +19,7 @@ import re
 import sys
 import threading
 import traceback
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -105,9 +109,26 @@ def _secret_values(cfg: Any, fields: frozenset[str]) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def encoded_forms(secret: str) -> frozenset[str]:
+    """``secret`` and the forms a server echoing it may use: URL-encoded, and base64 (standard and URL-safe
+    alphabets, at the three byte alignments, so that base64 of a longer text containing the secret, such as
+    an ``Authorization: Bearer ...`` header, is masked too; at most two bytes at either end stay visible)."""
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for shift in range(3):
+        padded = b"\0" * shift + raw
+        start, end = -(-shift // 3) * 4, len(padded) // 3 * 4  # the groups made of secret bytes only
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            core = encode(padded).decode("ascii")[start:end]
+            if len(core) >= 2 * MIN_SUBSTRING:
+                forms.add(core)
+    return frozenset(forms)
+
+
 def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
     """A copy of `value` with secrets masked: values under sensitive keys, and secret substrings anywhere."""
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    ordered = sorted({form for s in secrets if s for form in encoded_forms(s)}, key=len, reverse=True)
     return _redact(value, ordered)
 
 
@@ -140,7 +161,7 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 def register_secrets(values: Iterable[str]) -> None:
     """Make values secret for every later log record of this process (the filter masks them)."""
     global _secrets_sorted
-    new = {str(v) for v in values if v} - _secrets
+    new = {form for v in values if v for form in encoded_forms(str(v))} - _secrets
     if new:
         with _secrets_lock:
             _secrets.update(new)
