@@ -410,8 +410,7 @@ class Worker:
                     return
                 ended = True
                 self._send_all(sent, self.dialect.on_end(execution))
-                self._confirm_all(execution, sent)  # every confirm of this message, then the settlement
-                self._settle(job, ack=not execution.failed)
+                self._settle_when_confirmed(job, execution, sent)
                 return
             try:
                 publications = self.dialect.publications(execution, kind, payload)
@@ -521,6 +520,42 @@ class Worker:
             for entry in again:  # in their original order
                 entry.future = self._publish(entry.pub)
             sent[:0] = again
+
+    def _settle_when_confirmed(self, job: Job, execution: Execution, sent: list[Sent]) -> None:
+        """Settle the delivery once every publication in `sent` is confirmed.
+
+        When all are confirmed, the last confirm's callback settles it right there on the I/O thread:
+        the ack goes out in the same loop turn as that confirm, without waking this thread first and
+        handing the ack back (the broker sends the next delivery only after the ack, so this is on
+        every message's critical path). This thread then only learns that it is done. If any failed,
+        this thread publishes again (`_confirm_all`) and settles.
+        """
+        ack = not execution.failed
+        if not sent:
+            self._settle(job, ack)
+            return
+        all_resolved = Completion()
+        lock = threading.Lock()
+        state = {"left": len(sent), "failed": False}
+
+        def resolved(future: Completion) -> None:
+            with lock:
+                state["left"] -= 1
+                state["failed"] = state["failed"] or future.exception() is not None
+                last, failed = state["left"] == 0, state["failed"]
+            if last:
+                if not failed:
+                    self._settle(job, ack)
+                all_resolved.set_result()
+
+        for entry in list(sent):
+            entry.future.add_done_callback(resolved)
+        self._wait(all_resolved)
+        if job.settled:  # every one confirmed, and settled by the last confirm's callback
+            sent.clear()
+            return
+        self._confirm_all(execution, sent)
+        self._settle(job, ack=not execution.failed)
 
     def _wait(self, future: Completion) -> None:
         while True:
