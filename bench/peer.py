@@ -137,6 +137,57 @@ class Fakes:
                     proc.kill()
 
 
+def _bare_client(conn: Any, url: str, messages: int, threads: int) -> None:
+    """Child process: `threads` threads share `messages` GETs of one contact, each its own kept-alive
+    requests session (environment read once, as our client); sends back (first answer, last answer)."""
+    import threading
+
+    import requests
+
+    left, lock, stamps = [messages], threading.Lock(), []
+    headers = {"Authorization": f"Bearer {INTERCOM_TOKEN}", "Intercom-Version": "2.8",
+               "Accept": "application/json"}
+
+    def loop() -> None:
+        session = requests.Session()
+        session.trust_env = False
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            session.get(url, headers=headers, timeout=30).json()
+            stamps.append(time.monotonic())
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    conn.send((min(stamps), max(stamps), len(stamps)))
+
+
+def run_bare(fakes: Fakes, messages: int, prefetch: int, timeout: float) -> Result:
+    """The ceiling of the latency scenario: no AMQP, no runtime, only `prefetch` Python threads calling the
+    same fake Intercom with requests (what any Python runtime's HTTP calls cost on this machine)."""
+    ctx = multiprocessing.get_context("spawn")
+    conn, child = ctx.Pipe()
+    url = f"{fakes.intercom_url}/contacts/{fakes.contact_id}"
+    proc = ctx.Process(target=_bare_client, args=(child, url, messages, prefetch), daemon=True)
+    proc.start()
+    try:
+        if not conn.poll(timeout):
+            raise RuntimeError(f"the bare client did not finish {messages} calls in {timeout:.0f}s")
+        first, last, count = conn.recv()
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    nan = float("nan")
+    return Result(msg_per_s=(count - 1) / max(last - first, 1e-6), cpu_ms=nan, ctx=nan, rss_mb=nan,
+                  startup_s=nan)
+
+
 # --- measuring a process ----------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
     """user + system time of the whole process (every thread, finished ones too)."""
@@ -406,6 +457,10 @@ def _run(args: argparse.Namespace) -> int:
                         fakes.delay(args.latency_ms / 1000),
                         run_oih(s, fakes, args.latency_messages, 0, args.prefetch, args.timeout, ferryman,
                                 logdir))[1]))
+                if "ours" in sides:
+                    plan.append(("latency/bare", lambda: (
+                        fakes.delay(args.latency_ms / 1000),
+                        run_bare(fakes, args.latency_messages, args.prefetch, args.timeout))[1]))
                 for side in sides:
                     plan.append((f"cpu/{side}", lambda s=side: (
                         fakes.delay(0),
@@ -485,6 +540,11 @@ def render(table: dict[str, Any], args: argparse.Namespace) -> str:
     lat = med("latency/ours", "msg_per_s")
     lines.append(f"\nlatency-bound: ours {lat / ideal:.2f} of prefetch/latency "
                  f"(original {med('latency/original', 'msg_per_s') / ideal:.2f}; target >= 0.9)")
+    if "latency/bare" in runs:
+        bare = med("latency/bare", "msg_per_s")
+        lines.append(f"ceiling: {args.prefetch} bare requests threads, no AMQP, same fake: "
+                     f"{cell('latency/bare', 'msg_per_s', '.0f')} msg/s = {bare / ideal:.2f} of "
+                     f"prefetch/latency; ours / bare {lat / bare:.2f}")
     if "elasticio/ours" in runs:
         lines += ["", f"elastic.io dialect, echo action, {args.cpu_messages} msgs, prefetch {args.prefetch}",
                   "",

@@ -381,6 +381,14 @@ class AmqpTransport:
         self._thread.join(timeout)
 
     def _call(self, fn: Callable[[], None], future: Completion | None = None) -> None:
+        """Run `fn` on the I/O thread: at once when called there (e.g. a settle from a confirm's
+        done-callback: no wake-up, no hand-over), else queued and the loop woken once per batch."""
+        if threading.get_ident() == self._thread.ident and not self._stopped.is_set():
+            try:
+                fn()
+            except Exception as exc:  # as in _io_drain_calls: the caller's pika callback must go on
+                log.error("AMQP I/O call failed: %s", exc, exc_info=True)
+            return
         with self._calls_lock:
             stopped = self._stopped.is_set()
             if not stopped:

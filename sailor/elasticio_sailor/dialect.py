@@ -19,14 +19,14 @@ thread, so a dialect may block on HTTP calls, sleep for rate limits, and so on):
    without calling the component.
 2. The worker runs the component (`runner.run_process`). For every event the component emits,
    `dialect.publications(execution, kind, payload)` returns the AMQP messages to publish, in
-   order; the worker publishes each one and waits for its broker confirm before `emit` returns
-   (so one message's events keep their order). A dialect that turns an event into an error (a
-   failed API call, a message over the size limit) returns the error's publications instead and
-   sets `execution.failed`.
+   order; the worker publishes them at once, in emit order on one channel (so one message's events
+   keep their order), and awaits their broker confirms together before settling. A dialect that
+   turns an event into an error (a failed API call, a message over the size limit) returns the
+   error's publications instead and sets `execution.failed`.
 3. On the first `end`: `dialect.on_end(execution)` returns any closing publications (OIH:
-   "function complete"), the worker publishes them, then settles the delivery: ack, or
-   reject(requeue=False) when `execution.failed` is set. Later `end`s are ignored; later emits are
-   still published.
+   "function complete"), the worker publishes them, and once every publication of the message is
+   confirmed it settles the delivery: ack, or reject(requeue=False) when `execution.failed` is set.
+   Later `end`s are ignored; later emits are still published (each confirmed before `emit` returns).
 
 Around the message loop: `start(component)` runs once before consuming (fetch step data, hooks);
 if it raises, the worker publishes `startup_error(exc)` (when there is a broker) and exits 1.

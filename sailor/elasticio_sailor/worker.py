@@ -4,8 +4,10 @@ Threads, and why:
 - ``sailor-amqp-io`` (amqp.py) owns the pika connection: consuming, publishing, confirms, acks,
   heartbeats. Nothing slow ever runs there.
 - ``sailor-worker-N``, a pool of RABBITMQ_PREFETCH_SAILOR threads: each delivery runs on one of them,
-  from decoding to settlement. A component's ``emit`` publishes and blocks until the broker confirms,
-  so the events of one message keep their order and a component never outruns the broker.
+  from decoding to settlement. A component's ``emit`` publishes at once (one message's events go
+  out in emit order on the one publish channel) without waiting for the broker's confirm; the
+  confirms of a message are awaited together on its first ``end``, before it is settled (and after
+  MAX_IN_FLIGHT unconfirmed publications, so that a component never outruns the broker).
 - The main thread waits for SIGTERM/SIGINT, then cancels the consumer, lets the pool finish every
   delivery it has (publish, confirm, settle), closes the connection and exits 0. A second signal
   abandons unconfirmed work instead of retrying it (it stays unacked and is redelivered).
@@ -70,7 +72,17 @@ HEALTH_PORT_VARIABLE = "ELASTICIO_SAILOR_HEALTH_PORT"
 RECONNECT_DELAY_VARIABLE = "ELASTICIO_SAILOR_RECONNECT_MAX_DELAY"
 IO_STALL_LIMIT = 30.0  # seconds without a turn of the AMQP I/O loop: it is stuck, the watchdog exits
 CONSUMER_GRACE = 30.0  # seconds connected without our consumer registered: the watchdog exits
+MAX_IN_FLIGHT = 64  # publications of one message awaiting their confirms before the next waits for them
 UNHEALTHY_AFTER = 60.0  # seconds without consuming (e.g. broker unreachable) before /healthz answers 503
+
+
+@dataclass(eq=False)
+class Sent:
+    """One publication in flight: its confirm, and how often it was published again."""
+
+    pub: Publication
+    future: Completion
+    retries: int = 0
 
 
 class Abandoned(Exception):
@@ -389,6 +401,7 @@ class Worker:
 
     def _execute(self, job: Job, execution: Execution) -> None:
         ended = False
+        sent: list[Sent] = []  # this message's publications in flight, in publish order
 
         def emit(kind: str, payload: Any) -> None:
             nonlocal ended
@@ -396,21 +409,17 @@ class Worker:
                 if ended:
                     return
                 ended = True
-                self._publish_all(self.dialect.on_end(execution))
-                self._settle(job, ack=not execution.failed)
+                self._send_all(sent, self.dialect.on_end(execution))
+                self._settle_when_confirmed(job, execution, sent)
                 return
             try:
                 publications = self.dialect.publications(execution, kind, payload)
             except Exception as exc:  # e.g. data that cannot be serialised: an error event, as onData does
                 log.error("cannot build the %s event: %s: %s", kind, type(exc).__name__, exc)
                 publications = self._error_instead(execution, exc)
-            try:
-                self._publish_all(publications)
-            except PublishNacked as exc:  # retries exhausted: the Node sailor turns this into an error event
-                if kind == "error":
-                    raise
-                log.error("giving up publishing the %s event: %s", kind, exc)
-                self._publish_all(self._error_instead(execution, exc))
+            self._send_all(sent, publications)
+            if ended or len(sent) >= MAX_IN_FLIGHT:  # after the end nothing waits for them: confirm now
+                self._confirm_all(execution, sent)
 
         log.debug(
             "processing message", extra={"deliveryTag": job.ref.delivery_tag, "function": execution.function}
@@ -451,42 +460,111 @@ class Worker:
     def _error_instead(self, execution: Execution, exc: BaseException) -> list[Publication]:
         return self.dialect.publications(execution, "error", error_payload(exc, set(execution.secrets)))
 
-    def _publish_all(self, publications: list[Publication]) -> None:
-        for pub in publications:
-            self._publish_confirmed(pub)
+    def _send_all(self, sent: list[Sent], publications: list[Publication]) -> None:
+        """Publish each one as soon as the transport is ready, without waiting for its confirm.
 
-    def _publish_confirmed(self, pub: Publication) -> None:
-        """Publish and wait for the broker's confirm, across reconnects; nacks retried with backoff."""
-        retries = 0
+        One message's publications go out in emit order on the one publish channel, so the broker
+        receives and routes them in that order; their confirms are awaited together (`_confirm_all`),
+        one broker round trip per message instead of one per publication.
+        """
+        for pub in publications:
+            sent.append(Sent(pub, self._publish(pub)))
+
+    def _publish(self, pub: Publication) -> Completion:
         while True:
             if self._abort.is_set():
                 raise Abandoned("publication abandoned on a second stop signal")
             if self.transport.failed:
                 raise Abandoned("publication abandoned: the AMQP transport has stopped")
-            if not self.transport.wait_ready(0.5):
-                continue
-            future = self.transport.publish(pub)
+            if self.transport.wait_ready(0.5):
+                return self.transport.publish(pub)
+
+    def _confirm_all(self, execution: Execution, sent: list[Sent]) -> None:
+        """Wait until the broker confirmed every publication in `sent` (which ends empty).
+
+        What the connection lost is published again after the reconnect, what the broker nacked after a
+        backoff, each time in the original order. A nacked event that runs out of retries becomes an
+        error event, as the Node sailor does (a nacked error event fails the run: EmitFailed).
+        """
+        while sent:
+            pending, sent[:] = list(sent), []
+            again: list[Sent] = []
+            delay = 0.0
+            for entry in pending:
+                try:
+                    self._wait(entry.future)
+                    log.debug("published %s", entry.pub.kind, extra={"routingKey": entry.pub.routing_key})
+                    continue
+                except ConnectionLost as exc:
+                    log.warning(
+                        "publish of %s interrupted (%s); retrying after reconnect", entry.pub.kind, exc
+                    )
+                except PublishNacked as exc:
+                    if entry.retries + 1 >= self.settings.publish_retry_attempts:
+                        if entry.pub.kind == "error":
+                            raise
+                        log.error("giving up publishing the %s event: %s", entry.pub.kind, exc)
+                        self._send_all(sent, self._error_instead(execution, exc))
+                        continue
+                    wait_ms = min(
+                        self.settings.publish_retry_delay * 2**entry.retries,
+                        self.settings.publish_max_retry_delay,
+                    )
+                    log.warning("%s; retrying in %d ms", exc, wait_ms)
+                    delay = max(delay, wait_ms / 1000.0)
+                entry.retries += 1
+                entry.pub.headers = {**entry.pub.headers, "retry": entry.retries}
+                again.append(entry)
+            if delay:
+                time.sleep(delay)
+            for entry in again:  # in their original order
+                entry.future = self._publish(entry.pub)
+            sent[:0] = again
+
+    def _settle_when_confirmed(self, job: Job, execution: Execution, sent: list[Sent]) -> None:
+        """Settle the delivery once every publication in `sent` is confirmed.
+
+        When all are confirmed, the last confirm's callback settles it right there on the I/O thread:
+        the ack goes out in the same loop turn as that confirm, without waking this thread first and
+        handing the ack back (the broker sends the next delivery only after the ack, so this is on
+        every message's critical path). This thread then only learns that it is done. If any failed,
+        this thread publishes again (`_confirm_all`) and settles.
+        """
+        ack = not execution.failed
+        if not sent:
+            self._settle(job, ack)
+            return
+        all_resolved = Completion()
+        lock = threading.Lock()
+        state = {"left": len(sent), "failed": False}
+
+        def resolved(future: Completion) -> None:
+            with lock:
+                state["left"] -= 1
+                state["failed"] = state["failed"] or future.exception() is not None
+                last, failed = state["left"] == 0, state["failed"]
+            if last:
+                if not failed:
+                    self._settle(job, ack)
+                all_resolved.set_result()
+
+        for entry in list(sent):
+            entry.future.add_done_callback(resolved)
+        self._wait(all_resolved)
+        if job.settled:  # every one confirmed, and settled by the last confirm's callback
+            sent.clear()
+            return
+        self._confirm_all(execution, sent)
+        self._settle(job, ack=not execution.failed)
+
+    def _wait(self, future: Completion) -> None:
+        while True:
             try:
-                while True:
-                    try:
-                        future.result(0.5)
-                        log.debug("published %s", pub.kind, extra={"routingKey": pub.routing_key})
-                        return
-                    except FutureTimeout:
-                        if self._abort.is_set():
-                            raise Abandoned("publication abandoned on a second stop signal") from None
-            except ConnectionLost as exc:
-                log.warning("publish of %s interrupted (%s); retrying after reconnect", pub.kind, exc)
-            except PublishNacked as exc:
-                if retries + 1 >= self.settings.publish_retry_attempts:
-                    raise
-                delay = min(
-                    self.settings.publish_retry_delay * 2**retries, self.settings.publish_max_retry_delay
-                )
-                log.warning("%s; retrying in %d ms", exc, delay)
-                time.sleep(delay / 1000.0)
-            retries += 1
-            pub.headers = {**pub.headers, "retry": retries}
+                future.result(0.5)
+                return
+            except FutureTimeout:
+                if self._abort.is_set():
+                    raise Abandoned("publication abandoned on a second stop signal") from None
 
     def _settle(self, job: Job, ack: bool) -> None:
         """Ack or reject without waiting: the outcome is handled by `_settled` on the I/O thread.

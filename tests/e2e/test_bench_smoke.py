@@ -35,9 +35,11 @@ def test_peer_benchmark_runs_every_side_of_every_scenario(tmp_path, capsys):
     runs = json.loads(out.read_text())["runs"]
     expected = {f"{scenario}/{side}" for scenario in ("latency", "cpu", "cpu+env")
                 for side in ("ours", "original")}
-    assert set(runs) == expected | {"elasticio/ours", "elasticio/node"}
+    assert set(runs) == expected | {"elasticio/ours", "elasticio/node", "latency/bare"}
+    assert runs.pop("latency/bare")["msg_per_s"][0] > 0  # the ceiling: no runtime, so only a rate
     for name, figures in runs.items():
         assert figures["msg_per_s"][0] > 0 and figures["cpu_ms"][0] >= 0, name  # CPU in 10 ms ticks
         assert figures["rss_mb"][0] > 10 and figures["startup_s"][0] > 0, name
     table = capsys.readouterr().out
     assert "| 50 ms API latency, 12 msgs: msg/s (ideal 200) |" in table and "ours/Node" in table
+    assert "ceiling: 10 bare requests threads" in table

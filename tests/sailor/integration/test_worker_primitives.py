@@ -108,3 +108,149 @@ def test_cpu_affinity_values():
         cpu_affinity("fast")
     with pytest.raises(SettingsError):
         cpu_affinity(str(max(allowed) + 1000))
+
+
+class _ScriptedTransport:
+    """Stands in for AmqpTransport: every publish is recorded; the test resolves its confirm."""
+
+    failed = False
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict, Completion]] = []
+        self.settled: list[tuple[object, bool, str]] = []
+
+    def wait_ready(self, _timeout: float | None = None) -> bool:
+        return True
+
+    def publish(self, pub) -> Completion:
+        future = Completion()
+        self.published.append((pub.body.decode(), dict(pub.headers), future))
+        return future
+
+    def settle(self, ref, ack: bool) -> Completion:
+        self.settled.append((ref, ack, threading.current_thread().name))
+        future = Completion()
+        future.set_result(None)
+        return future
+
+
+class _ErrorDialect:
+    def __init__(self) -> None:
+        from elasticio_sailor.dialect import AmqpSettings
+
+        self.amqp = AmqpSettings(uri="amqp://127.0.0.1:1/%2F", listen_queue="q", prefetch=1,
+                                 publish_retry_delay=1, publish_retry_attempts=3)
+
+    def publications(self, execution, kind, payload):
+        from elasticio_sailor.dialect import Publication
+
+        execution.failed = True
+        return [Publication("x", "error", f"error: {payload['message']}".encode(), {}, kind="error")]
+
+
+def _pipelined_worker():
+    from elasticio_sailor.worker import Worker
+
+    worker = Worker(_ErrorDialect())  # type: ignore[arg-type]
+    worker.transport = _ScriptedTransport()  # type: ignore[assignment]
+    return worker
+
+
+def _resolve_in_turn(transport: _ScriptedTransport, outcomes: dict[tuple[str, int], BaseException | None],
+                     stop: threading.Event, once_awaited: bool = False) -> None:
+    """Resolve each publish (by body and publish attempt) as scripted; unscripted ones are confirmed.
+    `once_awaited`: only after the worker attached its done-callback (as a confirm after the end)."""
+    seen = 0
+    while not stop.is_set():
+        while seen < len(transport.published):
+            body, headers, future = transport.published[seen]
+            if once_awaited and not future._callbacks:
+                break
+            outcome = outcomes.get((body, headers.get("retry", 0)))
+            future.set_exception(outcome) if outcome else future.set_result(None)
+            seen += 1
+        time.sleep(0.001)
+
+
+def test_a_message_s_publications_are_in_flight_together_and_retried_in_their_order():
+    """Three data events go out before any confirm; two lost with the connection go out again, in order,
+    once (marked retry 1); the settlement waits for the last of them and runs where it was confirmed."""
+    from elasticio_sailor.amqp import ConnectionLost, DeliveryRef
+    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.worker import Job, Sent
+
+    worker = _pipelined_worker()
+    transport = worker.transport
+    sent: list[Sent] = []
+    worker._send_all(sent, [Publication("x", "data", f"d{i}".encode(), {}, kind="data") for i in range(3)])
+    assert [p[0] for p in transport.published] == ["d0", "d1", "d2"], "all three out before any confirm"
+    assert not any(p[2].done() for p in transport.published)
+    stop = threading.Event()
+    lost = ConnectionLost("connection closed")
+    resolver = threading.Thread(target=_resolve_in_turn,
+                                args=(transport, {("d0", 0): lost, ("d2", 0): lost}, stop))
+    resolver.start()
+    try:
+        job = Job(DeliveryRef(1, 7), b"digest", None)
+        execution = type("E", (), {"failed": False, "secrets": []})()
+        worker._settle_when_confirmed(job, execution, sent)
+    finally:
+        stop.set()
+        resolver.join()
+    assert [(p[0], p[1].get("retry", 0)) for p in transport.published] == [
+        ("d0", 0), ("d1", 0), ("d2", 0), ("d0", 1), ("d2", 1)]
+    assert transport.settled == [(DeliveryRef(1, 7), True, threading.current_thread().name)]
+    assert sent == [] and job.settled
+
+
+def test_a_settlement_runs_on_the_thread_of_the_last_confirm():
+    from elasticio_sailor.amqp import DeliveryRef
+    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.worker import Job, Sent
+
+    worker = _pipelined_worker()
+    transport = worker.transport
+    sent: list[Sent] = []
+    worker._send_all(sent, [Publication("x", "data", b"d0", {}, kind="data"),
+                            Publication("x", "state", b"end", {}, kind="end")])
+    stop = threading.Event()
+    resolver = threading.Thread(target=_resolve_in_turn, args=(transport, {}, stop, True),
+                                name="confirming-io")
+    resolver.start()
+    try:
+        job = Job(DeliveryRef(1, 8), b"digest", None)
+        execution = type("E", (), {"failed": False, "secrets": []})()
+        worker._settle_when_confirmed(job, execution, sent)
+    finally:
+        stop.set()
+        resolver.join()
+    assert transport.settled == [(DeliveryRef(1, 8), True, "confirming-io")]
+
+
+def test_a_nacked_event_is_retried_then_replaced_by_an_error_and_the_message_rejected():
+    from elasticio_sailor.amqp import DeliveryRef, PublishNacked
+    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.worker import Job, Sent
+
+    worker = _pipelined_worker()
+    transport = worker.transport
+    sent: list[Sent] = []
+    worker._send_all(sent, [Publication("x", "data", b"d0", {}, kind="data"),
+                            Publication("x", "data", b"d1", {}, kind="data")])
+    nack = PublishNacked("broker refused the data publish")
+    stop = threading.Event()
+    resolver = threading.Thread(target=_resolve_in_turn, args=(
+        transport, {("d0", 0): nack, ("d0", 1): nack, ("d0", 2): nack}, stop))
+    resolver.start()
+    try:
+        job = Job(DeliveryRef(1, 9), b"digest", None)
+        execution = type("E", (), {"failed": False, "secrets": []})()
+        worker._settle_when_confirmed(job, execution, sent)
+    finally:
+        stop.set()
+        resolver.join()
+    bodies = [(p[0], p[1].get("retry", 0)) for p in transport.published]
+    assert bodies[:2] == [("d0", 0), ("d1", 0)]
+    assert ("d0", 1) in bodies and ("d0", 2) in bodies and ("d1", 1) not in bodies
+    assert bodies[-1][0] == "error: broker refused the data publish"
+    assert [s[:2] for s in transport.settled] == [(DeliveryRef(1, 9), False)]
