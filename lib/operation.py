@@ -45,6 +45,7 @@ COMPONENT_ROOT = Path(__file__).resolve().parents[1]
 EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
+_pagination_styles = pagination.STYLES
 
 
 _validators: dict[str, SchemaValidator] = {}
@@ -231,12 +232,13 @@ class Operation:
         aliases: dict[str, tuple[str, ...]] | None = None,
         response: str = "json",
         string_ids: tuple[tuple[str, ...], ...] = (),
+        default_headers: dict[str, str] | None = None,
         *,
         component_root: str | Path | None = None,
         schema_dir: str | Path | None = None,
         schema: dict[str, Any] | None = None,
     ) -> None:
-        if pagination not in (None, "cursor", "search", "scroll", "page"):
+        if pagination is not None and pagination not in _pagination_styles:
             raise ValueError(f"{action_id}: unknown pagination {pagination!r}")
         if response not in ("json", "binary"):
             raise ValueError(f"{action_id}: unknown response kind {response!r}")
@@ -253,6 +255,9 @@ class Operation:
         self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
         self.response = response
         self.string_ids = tuple(tuple(p) for p in string_ids)  # chosen by tools/generate.py (string_ids)
+        # Sent unless the message sets them: the 2.16 actions' Intercom-Version (the 2.8 actions have none
+        # and send the credentials' intercomVersion, the session default), a download's Accept.
+        self.default_headers = dict(default_headers or {})
         self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
@@ -334,7 +339,7 @@ class Operation:
                 params.extend((name, _scalar(v)) for v in value if v is not None)
             else:
                 params.append((name, _scalar(value)))
-        headers = None
+        headers = dict(self.default_headers) or None
         for name in self.header_params:
             value = data.get(name)
             if value not in (None, ""):
@@ -394,6 +399,8 @@ class Operation:
                     "contentType": response.headers.get("Content-Type"),
                     "text": content[:10000].decode("utf-8", "replace")}
             return {"data": body, "metadata": self._metadata(metadata, None)}
+        if isinstance(body, list):  # a JSON array (2.16 fin_voice calls of a conversation): one object
+            body = {"type": "list", "data": body}
         record_id = body.get("id") if isinstance(body, dict) else None
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
@@ -414,13 +421,17 @@ class Operation:
         another key (listCompaniesForAContact's example and answers use `data`), so `data` is the fallback."""
         if not isinstance(page, dict):
             return []
+        if "." in (self.items_key or ""):  # nested, e.g. `data.articles` (2.16 article search)
+            for part in self.items_key.split("."):
+                page = page.get(part) if isinstance(page, dict) else None
+            return page if isinstance(page, list) else []
         items = page.get(self.items_key) if self.items_key in page else page.get("data")
         return items if isinstance(items, list) else []
 
     def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
                        metadata: dict[str, Any], logger: logging.Logger,
                        limit: int = pagination.DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
-        key = self.items_key
+        key = (self.items_key or "data").rsplit(".", 1)[-1]
         pages = self._pages(client, request, logger, limit)
         if behaviour == "emitPage":
             page_metadata = self._metadata(metadata, None)
