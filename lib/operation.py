@@ -233,6 +233,7 @@ class Operation:
         response: str = "json",
         string_ids: tuple[tuple[str, ...], ...] = (),
         default_headers: dict[str, str] | None = None,
+        cfg_body_fields: tuple[str, ...] = (),
         *,
         component_root: str | Path | None = None,
         schema_dir: str | Path | None = None,
@@ -258,6 +259,7 @@ class Operation:
         # Sent unless the message sets them: the 2.16 actions' Intercom-Version (the 2.8 actions have none
         # and send the credentials' intercomVersion, the session default), a download's Accept.
         self.default_headers = dict(default_headers or {})
+        self.cfg_body_fields = tuple(cfg_body_fields)  # body fields a dropdown step field may supply
         self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
@@ -299,6 +301,11 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
+        for name in self.cfg_body_fields:  # e.g. ticket_type_id chosen in a step field (2.16 tickets)
+            body = data.get("requestBody")
+            if cfg.get(name) not in (None, "") and (body is None or isinstance(body, dict)) and \
+                    (body or {}).get(name) is None:
+                data["requestBody"] = {**(body or {}), name: cfg[name]}
         for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
             data = _stringify_ids(data, path)
         errors = self._errors(data)

@@ -49,7 +49,18 @@ SELECT_MODELS: tuple[tuple[str, str, str, str], ...] = (
     ("/help_center/collections/{id}", "id", "collections", "Collection"),
     ("/companies", "tag_id", "tags", "Tag"),
     ("/companies", "segment_id", "segments", "Segment"),
+    ("/ticket_types/{ticket_type_id}", "ticket_type_id", "ticket_types", "Ticket type"),  # 2.16
 )
+
+# Dropdowns for a body field (2.16 tickets): action -> ((field, select model, label), ...). The step field's
+# value is put into the body when the message's body does not have that field.
+BODY_SELECT_MODELS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "createTicket": (("ticket_type_id", "ticket_types", "Ticket type"),),
+    "enqueueCreateTicket": (("ticket_type_id", "ticket_types", "Ticket type"),),
+    "changeTicketType": (("ticket_type_id", "ticket_types", "Ticket type"),),
+    "convertConversationToTicket": (("ticket_type_id", "ticket_types", "Ticket type"),),
+    "updateTicket": (("ticket_state_id", "ticket_states", "Ticket state"),),
+}
 
 # Where the description does not say how an endpoint pages (all list responses share one `pages` schema).
 PAGINATION_OVERRIDES: dict[str, str | None] = {
@@ -578,7 +589,13 @@ def select_fields(action: Action) -> dict[str, tuple[str, str]]:
             found[param] = (model, label)
         elif param in action.names("query") and action.path == prefix:
             found[param] = (model, label)
+    for param, model, label in BODY_SELECT_MODELS.get(action.action_id, ()):
+        found[param] = (model, label)
     return found
+
+
+def body_select_fields(action: Action) -> tuple[str, ...]:
+    return tuple(param for param, _, _ in BODY_SELECT_MODELS.get(action.action_id, ()))
 
 
 def available_models(root: Path) -> set[str]:
@@ -862,6 +879,7 @@ def action_entry(action: Action) -> dict[str, Any]:
         fields["emitBehaviour"] = copy.deepcopy(EMIT_BEHAVIOUR_FIELD)
     if is_list(action) and pagination(action):
         fields["maxPages"] = copy.deepcopy(MAX_PAGES_FIELD)
+    in_body = body_select_fields(action)
     for param, (model, label) in select_fields(action).items():
         fields[param] = {
             "label": f"{label} ({param})",
@@ -869,7 +887,8 @@ def action_entry(action: Action) -> dict[str, Any]:
             "viewClass": "SelectView",
             "model": model,
             "prompt": f"Select a {label.lower()}, or set `{param}` in the message",
-            "note": f"Used when the message has no `{param}`.",
+            "note": (f"Used when the message's body has no `{param}`." if param in in_body else
+                     f"Used when the message has no `{param}`."),
         }
     return {
         "main": f"lib/actions/{action.module}.py",
@@ -940,6 +959,7 @@ def module_text(action: Action, models: set[str]) -> str:
           ["    string_ids=(),"]),
         f"    response={py_str(response_kind(action))},",
         *([f"    default_headers={json.dumps(action.fixed_headers)},"] if action.fixed_headers else []),
+        *([f"    cfg_body_fields={py_tuple(body_select_fields(action))},"] if body_select_fields(action) else []),
         ")",
         "process = operation.process",
         "",

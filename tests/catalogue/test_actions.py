@@ -344,7 +344,14 @@ DROPDOWNS = [(a, name) for a in ACTION_IDS
 def test_dropdown_step_field_supplies_a_missing_parameter(action_id: str, param: str) -> None:
     """A value picked in a select-model step field arrives in cfg and fills the parameter."""
     case = build_case(action_id)
-    value = case.data.pop(param)
+    if param in case.data:
+        value = case.data.pop(param)
+    else:  # a body field (2.16 tickets: ticket_type_id, ticket_state_id), in the body sent as given
+        body_schema = support.schema(action_id, "in")["properties"]["requestBody"]
+        prop = next(s["properties"][param] for s in [body_schema, *body_schema.get("allOf", [])]
+                    if param in s.get("properties", {}))
+        value = case.body.setdefault(param, support.synthesise(prop))
+        case.data["requestBody"] = {k: v for k, v in case.body.items() if k != param}
     events, calls = run(case, {"accessToken": TOKEN, param: value})
     check_emitted(case, events)
     check_request(case, calls[0])
