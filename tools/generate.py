@@ -959,7 +959,8 @@ def module_text(action: Action, models: set[str]) -> str:
           ["    string_ids=(),"]),
         f"    response={py_str(response_kind(action))},",
         *([f"    default_headers={json.dumps(action.fixed_headers)},"] if action.fixed_headers else []),
-        *([f"    cfg_body_fields={py_tuple(body_select_fields(action))},"] if body_select_fields(action) else []),
+        *([f"    cfg_body_fields={py_tuple(body_select_fields(action))},"]
+          if body_select_fields(action) else []),
         ")",
         "process = operation.process",
         "",

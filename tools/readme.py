@@ -43,7 +43,8 @@ def actions_table(component: dict) -> str:
         call = f"{match[1]} {match[2]}" if match else ""
         version = VERSION.match(description)
         title = action.get("title", "").replace("|", "\\|")
-        row = f"| `{action_id}` | {title} | {f'`{call}`' if call else ''} | {version[1] if version else '2.8'} |"
+        api = version[1] if version else "2.8"
+        row = f"| `{action_id}` | {title} | {f'`{call}`' if call else ''} | {api} |"
         groups.setdefault(group_of(call), []).append(row)
     out: list[str] = []
     for name in sorted(groups, key=str.lower):

@@ -14,7 +14,8 @@ def filters(cfg: dict) -> list[dict]:
         out.append({"field": "ticket_type_id", "operator": "=", "value": str(cfg["ticketTypeId"])})
     if cfg.get("state"):
         if cfg["state"] not in STATES:
-            raise ValueError(f"Field 'state' must be one of {', '.join(STATES)}; got {str(cfg['state'])[:40]!r}")
+            raise ValueError(f"Field 'state' must be one of {', '.join(STATES)}; "
+                             f"got {str(cfg['state'])[:40]!r}")
         out.append({"field": "state", "operator": "=", "value": cfg["state"]})
     return out
 
