@@ -26,16 +26,17 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jsonschema_rs
-from jsonschema import exceptions as js_exceptions
-from jsonschema import validators as js_validators
 
-from lib.intercom import pagination
+from lib.intercom import auth_retry, pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
+
+if TYPE_CHECKING:  # jsonschema itself is imported when first needed (SchemaValidator.reference)
+    from jsonschema import exceptions as js_exceptions
 
 __all__ = ["EMIT_BEHAVIOURS", "ConfigurationError", "Operation", "ValidationError"]
 
@@ -61,14 +62,26 @@ class SchemaValidator:
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        cls = js_validators.validator_for(schema, default=js_validators.Draft202012Validator)
-        cls.check_schema(schema)
-        self.reference = cls(schema)
+        self._schema = schema
+        self._reference: Any = None
         self.fast = None
         try:  # Rust validator for the per-message check: ~1000x faster on the search schemas' nested oneOf
             self.fast = jsonschema_rs.validator_for(schema, validate_formats=False)
         except Exception as exc:  # a construct the Rust validator refuses: the reference one copes
             log.debug("jsonschema_rs cannot compile %s: %s", schema.get("title"), exc)
+            self.reference  # noqa: B018 - checked and compiled now, as it is needed for every message
+
+    @property
+    def reference(self) -> Any:
+        """The reference validator, built when first needed: importing jsonschema costs ~0.1 s of the
+        worker's start-up to first output, for messages that are almost always valid."""
+        if self._reference is None:
+            from jsonschema import validators as js_validators
+
+            cls = js_validators.validator_for(self._schema, default=js_validators.Draft202012Validator)
+            cls.check_schema(self._schema)
+            self._reference = cls(self._schema)
+        return self._reference
 
     def iter_errors(self, instance: Any) -> Iterator[js_exceptions.ValidationError]:
         if self.fast is not None and self.fast.is_valid(instance):
@@ -145,9 +158,11 @@ def _describe(error: js_exceptions.ValidationError) -> list[dict[str, str]]:
         return [{"field": _field(error.absolute_path), "rule": rule,
                  "message": "matches more than one of the allowed forms; exactly one must match"}]
     if rule in ("oneOf", "anyOf") and error.context:
-        best = js_exceptions.best_match(error.context)
+        from jsonschema.exceptions import best_match  # imported when a message is invalid (see reference)
+
+        best = best_match(error.context)
         while best.validator in ("oneOf", "anyOf") and best.context:  # the innermost failing branch
-            best = js_exceptions.best_match(best.context)
+            best = best_match(best.context)
         closest = _describe(best)[0]
         message = (f"matches none of the allowed forms (closest: {closest['field']}: {closest['message']},"
                    f" rule {closest['rule']})")
@@ -366,8 +381,9 @@ class Operation:
         if self.items_key:
             logger = getattr(ctx, "logger", None) or log
             limit = pagination.max_pages(cfg) if self.pagination else 1
-            return self._list_messages(client, request, behaviour or "emitPage", metadata, logger, limit)
-        return self._single_message(client, request, data, metadata)
+            return auth_retry.iterate(lambda c: self._list_messages(c, request, behaviour or "emitPage",
+                                                                    metadata, logger, limit), client, cfg)
+        return auth_retry.call(lambda c: self._single_message(c, request, data, metadata), client, cfg)
 
     def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
         out = dict(metadata)

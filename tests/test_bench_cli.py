@@ -36,6 +36,8 @@ def test_worker_measure_gives_a_positive_rate_however_the_messages_arrive(depths
     (["bench.actions", "--iterations", "0"], "--iterations"),
     (["bench.worker", "--messages", "0"], "--messages"),
     (["bench.worker", "--repeat", "0"], "--repeat"),
+    (["bench.peer", "--rounds", "0"], "--rounds"),
+    (["bench.peer", "--cpu-messages", "0"], "--cpu-messages"),
 ])
 def test_a_count_below_one_is_a_usage_error_naming_the_option(command, option):
     result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,

@@ -99,6 +99,7 @@ RUN_ELSEWHERE = {
     "docker run --rm -v \"$PWD/cfg.json:/cfg.json:ro\" --entrypoint python intercom-connector "
     "-m elasticio_sailor verify --cfg /cfg.json": "tests/test_docker.py",
     "python -m elasticio_sailor exec": "tests/e2e/test_exec.py (named in prose, not a command line)",
+    ".venv/bin/python -m bench.peer": "tests/e2e/test_bench_smoke.py (its smallest options, ~25 s)",
 }
 COMMANDS = {DEMO, FAKE, CFG, SNAP, POLL, POLL_SAVING, LIST, MSG, EXEC, VERIFY, SELECT, WORKER, *REGENERATE,
             *BENCH, *RUN_ELSEWHERE}

@@ -884,6 +884,9 @@ class FakeIntercom:
 def _handler_for(fake: FakeIntercom) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Intercom
+        # headers and body are two writes: with Nagle on, the body waits for the client's delayed ACK,
+        # ~40 ms per request on a kept-alive connection (measured: 46 ms -> 1.7 ms per GET)
+        disable_nagle_algorithm = True
         server_version = "FakeIntercom/2.8"
 
         def _serve(self) -> None:

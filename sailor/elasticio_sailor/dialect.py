@@ -120,7 +120,7 @@ class Execution:
     message: Message
     cfg: dict[str, Any]
     snapshot: dict[str, Any]
-    message_id: str | None = None  # incoming `messageId` header: identifies a redelivery of the same message
+    message_id: str | None = None  # incoming `messageId` header (not unique: never used to spot redeliveries)
     log_context: dict[str, Any] = field(default_factory=dict)  # threadId, messageId, ... for every log line
     secrets: list[str] = field(default_factory=list)  # values to redact from logs and errors
     failed: bool = False  # an error was emitted: reject (dead-letter) instead of ack

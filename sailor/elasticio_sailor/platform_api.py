@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from .http_session import environment_proxies, lean_session
 from .logs import get_logger
 
 log = get_logger("elasticio_sailor.platform_api")
@@ -50,7 +51,8 @@ class PlatformApi:
         self.retry_attempts = max(1, int(retry_attempts))
         self.retry_delay = max(0, retry_delay_ms) / 1000.0
         self.timeout = timeout
-        self._session = requests.Session()
+        self._session = lean_session()  # the environment is read once, see http_session.py
+        self._session.proxies.update(environment_proxies(base_uri))
         self._session.auth = (username, api_key)
         self._session.headers["Connection"] = "Keep-Alive"
 

@@ -9,31 +9,52 @@ Threads, and why:
 - The main thread waits for SIGTERM/SIGINT, then cancels the consumer, lets the pool finish every
   delivery it has (publish, confirm, settle), closes the connection and exits 0. A second signal
   abandons unconfirmed work instead of retrying it (it stays unacked and is redelivered).
+  Meanwhile it is the watchdog: every 0.5 s it checks that the process can still work (the I/O
+  thread alive and turning, the pool's threads alive, a consumer whenever connected) and exits 1
+  when not, so that the orchestrator restarts it; unacked messages return to the queue. Never alive
+  but idle. `sailor-health` (opt-in, ELASTICIO_SAILOR_HEALTH_PORT) answers GET /healthz from it.
 
 Settlement follows the Node sailor: on the first ``end`` the delivery is acked, or rejected without
 requeue (dead-lettered) when an error was emitted for it, and only after every publication for it
 was confirmed. An undecodable delivery is rejected at once. When the connection drops, unconfirmed
 publishes are retried on the new connection; a delivery from the old connection cannot be acked,
-so the broker redelivers it. Like sailor-nodejs >= 2.7.7, a redelivery whose ``messageId`` header
-matches a delivery still running (or finished while disconnected) is not processed again: the
-original run settles the newest delivery. Messages without ``messageId`` are simply processed again
-(at least once, never lost).
+so the broker redelivers it: at least once, never lost.
+
+Redeliveries: a delivery is the same message as one this process has seen only when the broker
+flagged it ``redelivered`` *and* the digest of its raw body matches a run still in progress from an
+earlier connection (that run then settles the new delivery) or a run settled recently on an earlier
+connection (its ack may not have reached the broker: the redelivery is settled the same way, not run
+again). Headers such as ``messageId`` are never trusted for this: the Node sailor gives every message
+emitted for one input the same id, and two different messages are always both processed. What is
+left is at least once: a run whose process died (SIGKILL, crash) is run again by the next consumer,
+and a publish whose confirm was lost with the connection is published again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from .amqp import AmqpTransport, Completion, ConnectionLost, DeliveryRef, PublishNacked, StartupFailed
+from .amqp import (
+    MAX_RECONNECT_DELAY,
+    AmqpTransport,
+    Completion,
+    ConnectionLost,
+    DeliveryRef,
+    PublishNacked,
+    StartupFailed,
+    describe,
+)
 from .component import Component
 from .dialect import Delivery, Dialect, Execution, Publication, RejectMessage
 from .logs import bind, get_logger, register_secrets, setup_logging
@@ -42,21 +63,77 @@ from .settings import SettingsError, select_dialect
 
 log = get_logger("elasticio_sailor.worker")
 
-FINISHED_TTL = 600.0  # seconds a finished-but-unacked messageId is remembered for its redelivery
+SETTLED_TTL = 600.0  # seconds a settled run is remembered for a redelivery of its message
+SETTLED_LIMIT = 10_000  # settled runs remembered at most (forgetting one costs a duplicate, never a loss)
 AFFINITY_VARIABLE = "ELASTICIO_SAILOR_CPU_AFFINITY"
+HEALTH_PORT_VARIABLE = "ELASTICIO_SAILOR_HEALTH_PORT"
+RECONNECT_DELAY_VARIABLE = "ELASTICIO_SAILOR_RECONNECT_MAX_DELAY"
+IO_STALL_LIMIT = 30.0  # seconds without a turn of the AMQP I/O loop: it is stuck, the watchdog exits
+CONSUMER_GRACE = 30.0  # seconds connected without our consumer registered: the watchdog exits
+UNHEALTHY_AFTER = 60.0  # seconds without consuming (e.g. broker unreachable) before /healthz answers 503
 
 
 class Abandoned(Exception):
     """The worker gave up on a publication (second stop signal): the delivery stays unacked."""
 
 
-@dataclass
+def body_digest(body: bytes) -> bytes:
+    """What identifies one message across its redeliveries: the broker redelivers the very same bytes."""
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+@dataclass(eq=False)
 class Job:
-    """One delivery in progress; `ref` moves to the newest redelivery of the same messageId."""
+    """One delivery in progress; `ref` moves to the newest redelivery of the same message."""
 
     ref: DeliveryRef
-    message_id: str | None
+    digest: bytes
+    message_id: str | None  # for logs only
     settled: bool = False
+
+
+@dataclass(eq=False)
+class SettledRun:
+    digest: bytes
+    generation: int  # the connection its delivery came over
+    ack: bool
+    at: float
+
+
+class SettledRuns:
+    """Runs settled recently, by body digest: a redelivery of one is settled the same way, not run again.
+
+    Why remember successful acks too: an ack written just before the connection dropped may never have
+    reached the broker, which then redelivers a message we completed. Each run answers one redelivery,
+    and only one that arrives over a later connection than the run's own. Bounded in count and age.
+    """
+
+    def __init__(self, limit: int = SETTLED_LIMIT, ttl: float = SETTLED_TTL) -> None:
+        self.limit, self.ttl = limit, ttl
+        self._order: deque[SettledRun] = deque()
+        self._by_digest: dict[bytes, list[SettledRun]] = {}
+
+    def add(self, digest: bytes, generation: int, ack: bool, now: float) -> None:
+        run = SettledRun(digest, generation, ack, now)
+        self._order.append(run)
+        self._by_digest.setdefault(digest, []).append(run)
+        while self._order and (len(self._order) > self.limit or now - self._order[0].at > self.ttl):
+            self._forget(self._order.popleft())
+
+    def take(self, digest: bytes, generation: int, now: float) -> SettledRun | None:
+        """The oldest run of this body settled over an earlier connection, used up; None if there is none."""
+        for run in self._by_digest.get(digest, ()):
+            if run.generation < generation and now - run.at <= self.ttl:
+                self._forget(run)
+                return run
+        return None
+
+    def _forget(self, run: SettledRun) -> None:
+        runs = self._by_digest.get(run.digest)
+        if runs is not None and run in runs:
+            runs.remove(run)
+            if not runs:
+                del self._by_digest[run.digest]
 
 
 class WorkerPool:
@@ -89,6 +166,12 @@ class WorkerPool:
                     thread.start()
             self._queue.put(args)
 
+    def dead_threads(self) -> list[str]:
+        """Threads that ended although the pool was not shut down (they catch everything: a sailor bug)."""
+        if not self._started or self._closed:
+            return []
+        return [t.name for t in self._threads if not t.is_alive()]
+
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             if not self._closed:
@@ -119,17 +202,25 @@ def _message_id(delivery: Delivery) -> str | None:
 class Worker:
     """Consumes one queue and runs the component for each delivery; see the module docstring."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        max_reconnect_delay: float = MAX_RECONNECT_DELAY,
+        health_port: int | None = None,
+    ) -> None:
         if dialect.amqp is None:
             raise ValueError("this dialect does not use AMQP")
         self.dialect = dialect
         self.settings = dialect.amqp
         self.component: Component | None = None
-        self.transport = AmqpTransport(self.settings, self._on_delivery)
+        self.transport = AmqpTransport(self.settings, self._on_delivery, max_reconnect_delay)
+        self.health_port = health_port
+        self._not_consuming_since: float | None = None  # watchdog state (main thread)
+        self._problem: str | None = None  # the watchdog's last finding, for /healthz
         self.pool = WorkerPool(self.settings.prefetch, self._handle)
         self._lock = threading.Lock()
-        self._inflight: dict[str, Job] = {}
-        self._finished: dict[str, tuple[bool, float]] = {}
+        self._running: dict[bytes, list[Job]] = {}  # by body digest, from delivery until settled
+        self._settled_runs = SettledRuns()
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self.processed = 0
@@ -164,12 +255,18 @@ class Worker:
             log.critical("cannot consume %r: %s", self.settings.listen_queue, exc)
             self.transport.close()
             return 1
+        health = start_health_server(self.health_port, self.health) if self.health_port else None
         log.info(
             "Fully initialized and waiting for messages",
             extra={"queue": self.settings.listen_queue, "prefetch": self.settings.prefetch},
         )
         while not self._stopping.wait(0.5):
-            pass
+            self._problem = self.liveness_problem()
+            if self._problem:  # never alive but idle: exit, the orchestrator restarts us, RabbitMQ requeues
+                log.critical("%s: exiting with 1; unacked messages return to the queue", self._problem)
+                return 1
+        if health is not None:
+            health.shutdown()
         self.transport.stop_consuming()
         log.info("Stopped consuming; waiting for the messages in flight")
         self.pool.shutdown(wait=True)
@@ -180,6 +277,43 @@ class Worker:
         log.info("Disconnected; %d messages processed", self.processed)
         return 0
 
+    def liveness_problem(self) -> str | None:
+        """Why this process cannot do its work any more (the watchdog then exits 1), or None.
+
+        Called every 0.5 s by the main thread, and only there (it keeps state). A broker that cannot
+        be reached is not such a problem (the transport reconnects without limit; /healthz reports
+        it); a dead I/O thread, a stuck I/O loop, a dead worker thread or a connection without our
+        consumer is.
+        """
+        transport = self.transport
+        if transport.failed:
+            return f"the AMQP I/O thread ended ({describe(transport.failure)})"
+        now = time.monotonic()
+        if now - transport.last_tick > IO_STALL_LIMIT:
+            return f"the AMQP I/O loop has not turned for {now - transport.last_tick:.0f}s"
+        dead = self.pool.dead_threads()
+        if dead:
+            return f"worker threads ended: {', '.join(dead)}"
+        if transport.consuming or not transport.wants_to_consume:
+            self._not_consuming_since = None
+            return None
+        if self._not_consuming_since is None:
+            self._not_consuming_since = now
+        if transport.ready and now - self._not_consuming_since > CONSUMER_GRACE:
+            return f"connected for {CONSUMER_GRACE:.0f}s without a consumer on {self.settings.listen_queue!r}"
+        return None
+
+    def health(self) -> tuple[bool, str]:
+        """What /healthz answers, from the watchdog's last round: healthy while consuming, or not
+        consuming for less than UNHEALTHY_AFTER; unhealthy when the watchdog found a problem."""
+        problem = self._problem
+        if problem:
+            return False, problem
+        since = self._not_consuming_since
+        if since is not None and time.monotonic() - since > UNHEALTHY_AFTER:
+            return False, f"not consuming for {time.monotonic() - since:.0f}s (broker unreachable?)"
+        return True, "consuming" if since is None else "reconnecting"
+
     def _report_startup_error(self, exc: BaseException) -> None:
         try:
             for pub in self.dialect.startup_error(exc):
@@ -189,34 +323,50 @@ class Worker:
 
     # --- deliveries (I/O thread) ---------------------------------------------------------------------
     def _on_delivery(self, ref: DeliveryRef, delivery: Delivery) -> None:
-        message_id = _message_id(delivery)
-        if message_id:
-            with self._lock:
-                job = self._inflight.get(message_id)
-                if job is not None and job.ref.generation < ref.generation:
-                    log.warning(
-                        "redelivery of a message still in progress: it will settle this delivery",
-                        extra={"messageId": message_id, "deliveryTag": ref.delivery_tag},
-                    )
-                    job.ref = ref
-                    return
-                finished = self._finished.pop(message_id, None)
-            if finished is not None:
-                ack = finished[0]
-                log.info(
-                    "redelivery of a message already processed: settling it without processing again",
-                    extra={"messageId": message_id, "deliveryTag": ref.delivery_tag, "ack": ack},
-                )
-                self.transport.settle(ref, ack)
-                return
+        job = Job(ref, body_digest(delivery.body), _message_id(delivery))
+        earlier: SettledRun | None = None
+        with self._lock:
+            if delivery.redelivered:  # only the broker's flag plus the same bytes make it the same message
+                for running in self._running.get(job.digest, ()):
+                    if running.ref.generation < ref.generation:
+                        log.warning(
+                            "redelivery of a message still in progress: it will settle this delivery",
+                            extra={"messageId": job.message_id, "deliveryTag": ref.delivery_tag},
+                        )
+                        running.ref = ref
+                        return
+                earlier = self._settled_runs.take(job.digest, ref.generation, time.monotonic())
+            if earlier is None:
+                self._running.setdefault(job.digest, []).append(job)
+        if earlier is not None:
+            log.info(
+                "redelivery of a message already processed: settling it without processing again",
+                extra={"messageId": job.message_id, "deliveryTag": ref.delivery_tag, "ack": earlier.ack},
+            )
+            self.transport.settle(ref, earlier.ack)
+            return
         try:
-            self.pool.submit(ref, delivery)
+            self.pool.submit(job, delivery)
         except RuntimeError:  # the pool is shut down: leave it unacked, the broker redelivers it
+            self._forget(job)
             log.warning("delivery after shutdown left unacked", extra={"deliveryTag": ref.delivery_tag})
 
+    def _forget(self, job: Job) -> None:
+        """The run is over without a settlement of ours: a redelivery of it must be processed again."""
+        with self._lock:
+            self._unregister(job)
+
+    def _unregister(self, job: Job) -> None:
+        """Under the lock."""
+        jobs = self._running.get(job.digest)
+        if jobs is not None and job in jobs:
+            jobs.remove(job)
+            if not jobs:
+                del self._running[job.digest]
+
     # --- deliveries (worker threads) ---------------------------------------------------------------
-    def _handle(self, ref: DeliveryRef, delivery: Delivery) -> None:
-        job = Job(ref, _message_id(delivery))
+    def _handle(self, job: Job, delivery: Delivery) -> None:
+        ref = job.ref
         try:
             execution = self.dialect.prepare(delivery)
         except Exception as exc:
@@ -229,20 +379,12 @@ class Worker:
             self._settle(job, ack=False)
             return
         register_secrets(execution.secrets)
-        registered = False
-        if job.message_id:
-            with self._lock:
-                if job.message_id not in self._inflight:
-                    self._inflight[job.message_id] = job
-                    registered = True
         try:
             with bind(**{k: v for k, v in execution.log_context.items() if v is not None}):
                 self._execute(job, execution)
         finally:
-            if registered and not job.settled:  # a settled job leaves _inflight once the broker side is done
-                with self._lock:
-                    if self._inflight.get(job.message_id) is job:
-                        del self._inflight[job.message_id]
+            if not job.settled:  # a settled job leaves _running once the broker side is done (_settled)
+                self._forget(job)
             self.processed += 1
 
     def _execute(self, job: Job, execution: Execution) -> None:
@@ -319,6 +461,8 @@ class Worker:
         while True:
             if self._abort.is_set():
                 raise Abandoned("publication abandoned on a second stop signal")
+            if self.transport.failed:
+                raise Abandoned("publication abandoned: the AMQP transport has stopped")
             if not self.transport.wait_ready(0.5):
                 continue
             future = self.transport.publish(pub)
@@ -348,7 +492,7 @@ class Worker:
         """Ack or reject without waiting: the outcome is handled by `_settled` on the I/O thread.
 
         Not waiting saves a thread wake-up (and a GIL hand-off) per message; the delivery stays in
-        `_inflight` until the broker side is settled, so a redelivery meanwhile is still recognised.
+        `_running` until the broker side is settled, so a redelivery meanwhile is still recognised.
         """
         job.settled = True
         with self._lock:
@@ -360,16 +504,10 @@ class Worker:
         verb = "ack" if ack else "reject"
         exc = future.exception()
         with self._lock:
-            if exc is not None and job.ref != ref:
-                retry = True  # a redelivery arrived meanwhile: settle that one
-            else:
-                retry = False
-                if exc is not None and job.message_id:
-                    now = time.monotonic()
-                    self._finished = {k: v for k, v in self._finished.items() if now - v[1] < FINISHED_TTL}
-                    self._finished[job.message_id] = (ack, now)
-                if job.message_id and self._inflight.get(job.message_id) is job:
-                    del self._inflight[job.message_id]
+            retry = exc is not None and job.ref != ref  # a redelivery arrived meanwhile: settle that one
+            if not retry:  # a redelivery of it, over a later connection, is settled the same way
+                self._settled_runs.add(job.digest, ref.generation, ack, time.monotonic())
+                self._unregister(job)
         if retry:
             self._settle(job, ack)
         elif exc is None:
@@ -430,6 +568,45 @@ def cpu_affinity(value: str | None) -> set[int] | None:
     return wanted
 
 
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    """One of our own ELASTICIO_SAILOR_* numbers from the environment, `low` to `high`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def start_health_server(port: int, health: Callable[[], tuple[bool, str]]) -> Any:
+    """GET /healthz on `port`: 200 when healthy, 503 otherwise, with the reason, for liveness probes."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # probes every few seconds: not worth a log line
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/healthz":
+                body = b'{"error": "not found"}'
+                self.send_response(404)
+            else:
+                ok, reason = health()
+                body = json.dumps({"status": "ok" if ok else "unhealthy", "reason": reason}).encode()
+                self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 (probed from outside the pod)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="sailor-health", daemon=True).start()
+    log.info("health check on http://0.0.0.0:%d/healthz", port)
+    return server
+
+
 def run_dialect_without_broker(dialect: Dialect) -> int:
     """elastic.io HOOK_SHUTDOWN mode: run the shutdown hook, no AMQP connection."""
     try:
@@ -465,7 +642,14 @@ def main() -> int:
         return 1
     except OSError as exc:  # e.g. a seccomp profile forbids it: run unpinned
         log.warning("cannot pin the process to one CPU: %s", exc)
-    worker = Worker(dialect)
+    try:
+        default_delay = int(MAX_RECONNECT_DELAY * 1000)
+        reconnect_delay = _whole_number(RECONNECT_DELAY_VARIABLE, default_delay, 1, 3_600_000) / 1000
+        health_port = _whole_number(HEALTH_PORT_VARIABLE, 0, 1, 65535) or None
+    except SettingsError as exc:
+        log.critical("configuration error: %s", exc)
+        return 1
+    worker = Worker(dialect, reconnect_delay, health_port)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     try:

@@ -6,7 +6,9 @@ Component Orchestrator that drives it; ../shared/docs/sailor-protocol.md section
 Per delivery: the step context comes from the `orchestratorToken` header (token.py); the body is the
 orchestrator's plain JSON `{data, metadata, attachments, passthrough}` (`text/json`, no encryption unless
 MESSAGE_CRYPTO_PASSWORD is set); cfg = token `fields` + `nodeSettings` (under that key, as the ferryman
-passes it) + the secret from the secret service; the snapshot comes from the snapshots service. Outputs:
+passes it) + the secret from the secret service (kept for ELASTICIO_SAILOR_SECRET_CACHE_SECONDS, see
+services.SecretCache); the snapshot comes from the snapshots service, fetched for the functions that use
+one (`_uses_snapshot`). Outputs:
 
     data            BACKCHANNEL_EXCHANGE / body header x-eio-routing-key, else OUTPUT_ROUTING_KEY
     error           BACKCHANNEL_EXCHANGE / ERROR_ROUTING_KEY, body {error, errorInput}
@@ -38,6 +40,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..credentials import register_source, unregister_source
 from ..crypto import MessageCipher, js_json_dumps
 from ..dialect import (
     HEADER_ROUTING_KEY,
@@ -63,7 +66,7 @@ from ..dialect import (
 from ..logs import get_logger, register_secrets
 from ..message import Message
 from . import transform
-from .services import OihServices, SecretError, now_iso, provenance_event, secret_values
+from .services import OihServices, SecretCache, SecretError, now_iso, provenance_event, secret_values
 from .settings import PREFIX, OihSettings, SettingsError
 from .token import InvalidToken, OrchestratorToken, token_from_headers
 
@@ -111,6 +114,7 @@ class OihDialect:
         self.cipher = MessageCipher(password, env.get(PREFIX + "MESSAGE_CRYPTO_IV") or None,
                                     legacy_plaintext=True)
         self.services = services or OihServices.from_settings(self.s)
+        self.secret_cache = SecretCache(self.services.fetch_secret, self.s.secret_cache_seconds)
         interval = _int_setting(env, "RATE_INTERVAL", 100)
         self.throttles = {
             "data": RateLimiter(_int_setting(env, "OUTPUT_RATE_LIMIT", 10), interval),
@@ -118,12 +122,19 @@ class OihDialect:
             "snapshot": RateLimiter(_int_setting(env, "SNAPSHOT_RATE_LIMIT", 2), interval),
         }
         self.component_json: dict[str, Any] = {}
+        self._no_snapshot: frozenset[str] = frozenset()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self, component: Any) -> None:
         """Nothing is fetched at start in OIH (all context is per message); keep component.json for
-        provenance events."""
+        provenance events and the snapshot rule, and offer the secret cache to the component (a 401 from
+        its API drops the cached secret, see elasticio_sailor.credentials)."""
         self.component_json = dict(getattr(component, "descriptor", None) or {})
+        actions = self.component_json.get("actions")
+        self._no_snapshot = frozenset(
+            name for name, spec in (actions.items() if isinstance(actions, dict) else ())
+            if not (isinstance(spec, dict) and spec.get("usesSnapshot") is True))
+        register_source(self._credentials_rejected)
         log.info("OIH dialect ready: back-channel %s, node exchange %s", self.s.backchannel_exchange,
                  self.s.node_exchange)
 
@@ -136,7 +147,21 @@ class OihDialect:
         return [self._error_publication(exc, headers, None, [])]
 
     def stop(self) -> None:
+        unregister_source(self._credentials_rejected)
         self.services.session.close()
+
+    def _credentials_rejected(self, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+        """credentials_rejected(cfg) from the component: the secret fetched again if it was rotated."""
+        fresh = self.secret_cache.rejected(cfg)
+        if fresh is not None:
+            register_secrets(secret_values({k: v for k, v in fresh.items() if cfg.get(k) != v}))
+        return fresh
+
+    def _uses_snapshot(self, function: str | None) -> bool:
+        """Triggers (and unknown functions) get the step's snapshot; an action only when its component.json
+        entry says `"usesSnapshot": true`. Why: the ferryman fetches it for every message, an HTTP round
+        trip per message that actions, which keep no state between messages, almost never read."""
+        return function not in self._no_snapshot
 
     # --- incoming --------------------------------------------------------------------------------
     def prepare(self, delivery: Delivery) -> Execution:
@@ -201,17 +226,19 @@ class OihDialect:
 
         if token.secret_id and token.api_key:
             try:
-                secret = self.services.fetch_secret(token.secret_id, token.api_key)
+                fetched = self.secret_cache.get(token.secret_id, token.api_key)
             except SecretError as exc:
                 log.error("%s", exc)
                 error = PreparationError(str(exc))
-                secret = None
-            if secret:
-                found = secret_values(secret)
+                fetched = None
+            if fetched and fetched[0]:
+                secret, found = fetched
                 register_secrets(found)
                 secrets.extend(found)
-                cfg.update(secret)
-        snapshot = self.services.fetch_snapshot(token.flow_id, token.step_id, token.api_key) or {}
+                cfg.update(secret)  # run_process gives the component a deep copy: the cache stays as fetched
+        snapshot: dict[str, Any] = {}
+        if self._uses_snapshot(token.function):
+            snapshot = self.services.fetch_snapshot(token.flow_id, token.step_id, token.api_key) or {}
 
         message_id = payload.get("id") if isinstance(payload.get("id"), str) else None
         message = wire_message(payload, payload.get("data"), message_id)

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
+
+from ..http_session import environment_proxies, lean_session
 
 log = logging.getLogger("elasticio_sailor.oih")
 
@@ -85,7 +91,12 @@ def secret_values(cfg_part: dict[str, Any]) -> set[str]:
 
 
 class OihServices:
-    """HTTP clients of the OIH services, sharing one connection pool."""
+    """HTTP clients of the OIH services, sharing one connection pool.
+
+    The environment (proxies per service URL, CA bundle) is read once here, not on every call (see
+    elasticio_sailor.http_session): the ferryman's per-message secret and snapshot fetches made a plain
+    Session scan the whole environment twice per message.
+    """
 
     def __init__(
         self,
@@ -102,7 +113,9 @@ class OihServices:
         self.datahub_url = datahub_url
         self.governance_service_url = governance_service_url
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or lean_session()
+        urls = (secret_service_url, snapshots_service_url, datahub_url, governance_service_url)
+        self._proxies = {url: environment_proxies(url) for url in urls if url}
 
     @classmethod
     def from_settings(cls, settings: Any) -> OihServices:
@@ -114,14 +127,18 @@ class OihServices:
             timeout=settings.http_timeout,
         )
 
-    def _get(self, url: str, api_key: str | None) -> requests.Response:
-        return self.session.get(url, headers=_headers(api_key), timeout=self.timeout)
+    def _send(self, method: str, base: str | None, url: str, api_key: str | None,
+              **kwargs: Any) -> requests.Response:
+        """One call to the service at `base` (its proxies were read at start)."""
+        return self.session.request(method, url, headers=_headers(api_key), timeout=self.timeout,
+                                    proxies=self._proxies.get(base or ""), **kwargs)
 
     def _data_of(
         self,
         what: str,
         level: int,
         method: str,
+        base: str | None,
         url: str,
         api_key: str | None,
         ok: tuple[int, ...] = (200,),
@@ -134,9 +151,7 @@ class OihServices:
         "none yet", are not logged). Every service but the secret service fails soft, as in the ferryman.
         """
         try:
-            response = self.session.request(
-                method, url, headers=_headers(api_key), timeout=self.timeout, **kwargs
-            )
+            response = self._send(method, base, url, api_key, **kwargs)
             if response.status_code not in ok:
                 if response.status_code not in quiet:
                     log.log(level, "Failed to %s: status %s", what, response.status_code)
@@ -158,7 +173,7 @@ class OihServices:
             return None
         url = f"{self.secret_service_url}/secrets/{_seg(secret_id)}"
         try:
-            response = self._get(url, api_key)
+            response = self._send("GET", self.secret_service_url, url, api_key)
         except requests.RequestException as exc:
             raise SecretError(f"Could not fetch secret {secret_id}: {type(exc).__name__}") from None
         if response.status_code != 200:
@@ -179,14 +194,15 @@ class OihServices:
         if not self.snapshots_service_url or not flow_id or not step_id:
             return None
         url = f"{self.snapshots_service_url}/snapshots/flows/{_seg(flow_id)}/steps/{_seg(step_id)}"
-        return self._data_of("fetch the snapshot", logging.ERROR, "GET", url, api_key)
+        return self._data_of("fetch the snapshot", logging.ERROR, "GET", self.snapshots_service_url, url,
+                             api_key)
 
     # -- data hub (id linking) -------------------------------------------------------------------------
     def _datahub_get(self, path: str, api_key: str | None) -> dict | None:
         if not self.datahub_url:
             return None
-        return self._data_of("fetch the data hub entry", logging.WARNING, "GET", f"{self.datahub_url}{path}",
-                             api_key)
+        return self._data_of("fetch the data hub entry", logging.WARNING, "GET", self.datahub_url,
+                             f"{self.datahub_url}{path}", api_key)
 
     def datahub_by_oih_uid(self, oih_uid: str, api_key: str | None) -> dict | None:
         return self._datahub_get(f"/data/{_seg(oih_uid)}", api_key)
@@ -214,7 +230,7 @@ class OihServices:
             return None
         body = {"applicationUid": application_uid, "recordUid": record_uid, "oihUid": oih_uid or None}
         body = {k: v for k, v in body.items() if v is not None}
-        return self._data_of("upsert the data hub entry", logging.WARNING, "POST",
+        return self._data_of("upsert the data hub entry", logging.WARNING, "POST", self.datahub_url,
                              f"{self.datahub_url}/data/recordId", api_key, ok=(200, 201), quiet=(), json=body)
 
     def delete_datahub_record(
@@ -225,7 +241,7 @@ class OihServices:
             return None
         url = f"{self.datahub_url}/data/{_seg(oih_uid)}/{_seg(application_uid)}/{_seg(record_uid)}"
         try:
-            response = self.session.delete(url, headers=_headers(api_key), timeout=self.timeout)
+            response = self._send("DELETE", self.datahub_url, url, api_key)
         except requests.RequestException as exc:
             log.warning("Failed to update the data hub entry: %s", type(exc).__name__)
             return None
@@ -240,12 +256,13 @@ class OihServices:
             log.warning("GOVERNANCE_SERVICE_BASE_URL is not set: policy not applied")
             return True, None
         try:
-            response = self.session.post(
+            response = self._send(
+                "POST",
+                self.governance_service_url,
                 f"{self.governance_service_url}/applyPolicy",
+                api_key,
                 params={"action": action} if action is not None else None,
                 json=obj,
-                headers=_headers(api_key),
-                timeout=self.timeout,
             )
             if response.status_code != 200:
                 return False, None
@@ -254,6 +271,91 @@ class OihServices:
         except (requests.RequestException, ValueError, AttributeError) as exc:
             log.error("Failed to apply the policy: %s", type(exc).__name__)
             return False, None
+
+
+@dataclass
+class _CachedSecret:
+    values: dict[str, Any]  # what the secret adds to cfg
+    found: frozenset[str]  # its strings, for redaction
+    expires: float  # time.monotonic()
+
+
+class SecretCache:
+    """Secrets as fetched from the secret service, kept per (secretId, apiKey) for `ttl` seconds.
+
+    (The apiKey is part of the key, so a refetch after a rejection uses the bearer that fetched it.)
+
+    Why: the ferryman fetches the secret for every message, one HTTP round trip (and ~0.5 ms CPU) per message
+    for a value that changes rarely. Keyed by the token's apiKey too, so a token only ever gets a secret its
+    own key was allowed to fetch. A rotated secret is picked up after at most `ttl` seconds, or at once when
+    the component reports that the API refused it (``rejected``, wired to elasticio_sailor.credentials):
+    the entry is dropped and fetched again, and the component retries its call with the new values. A
+    failed fetch is never cached. `ttl` <= 0 disables the cache (every message fetches, as the ferryman).
+    Safe to share between the worker threads; two threads missing at once may both fetch (harmless).
+    """
+
+    def __init__(self, fetch: Callable[[str, str], dict[str, Any] | None], ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch = fetch
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], _CachedSecret] = {}
+        self._dropped: dict[tuple[str, str], dict[str, Any]] = {}  # values of entries dropped by rejected()
+
+    def get(self, secret_id: str, api_key: str) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """(values for cfg, their strings) from the cache or the service; None when the service URL is
+        unset; SecretError when it cannot be fetched."""
+        key = (secret_id, api_key)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires > now:
+                return entry.values, entry.found
+        return self._load(key)
+
+    def _load(self, key: tuple[str, str]) -> tuple[dict[str, Any], frozenset[str]] | None:
+        values = self._fetch(*key)
+        if values is None:
+            return None
+        found = frozenset(secret_values(values))
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._entries) >= 1024:  # a bound, not a policy: drop the oldest
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[key] = _CachedSecret(values, found, self._clock() + self.ttl)
+        return values, found
+
+    def rejected(self, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The API refused the credentials in `cfg`: drop every cached secret `cfg` was built from, fetch it
+        again, and return `cfg` with the new values, or None when nothing changed (or it cannot be fetched):
+        then retrying would fail the same way.
+
+        Messages in flight that were given the same secret before it was dropped come here too: the values
+        a dropped entry had are remembered, so they get the entry fetched since (from the cache, no second
+        fetch) instead of None."""
+        with self._lock:
+            keys = [key for key, entry in self._entries.items() if _built_from(cfg, entry.values)]
+            for key in keys:
+                self._dropped[key] = self._entries.pop(key).values
+                if len(self._dropped) > 256:  # a bound, not a policy
+                    self._dropped.pop(next(iter(self._dropped)))
+            keys += [key for key, old in self._dropped.items() if key not in keys and _built_from(cfg, old)]
+        for key in keys:
+            try:
+                loaded = self.get(*key)
+            except SecretError as exc:
+                log.warning("%s (after the API refused the cached one)", exc)
+                continue
+            if loaded is not None and not _built_from(cfg, loaded[0]):
+                log.info("secret %s was rotated: retrying with the new one", key[0])
+                return {**cfg, **loaded[0]}
+        return None
+
+
+def _built_from(cfg: Mapping[str, Any], values: dict[str, Any]) -> bool:
+    """cfg holds every value of this secret (the dialect merged it in)."""
+    return bool(values) and all(cfg.get(k) == v for k, v in values.items())
 
 
 def provenance_event(

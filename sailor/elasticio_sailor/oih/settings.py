@@ -48,6 +48,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value or default  # as in Node: 0 or NaN falls back to the default
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration in seconds; 0 is a value here (not "use the default"); anything unreadable is an error."""
+    raw = (env.get(PREFIX + name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{PREFIX}{name} must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
 def _url(env: Mapping[str, str], name: str) -> str | None:
     raw = (env.get(PREFIX + name) or "").strip()
     if not raw or raw.lower() == "false":
@@ -82,6 +96,7 @@ class OihSettings:
     rebound_limit: int = 20
     outgoing_message_size_limit: int = 10485760
     http_timeout: float = 30.0
+    secret_cache_seconds: float = 60.0  # ELASTICIO_SAILOR_SECRET_CACHE_SECONDS; 0: fetch for every message
     additional_headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -126,5 +141,6 @@ class OihSettings:
             rebound_limit=_int(env, "REBOUND_LIMIT", 20),
             outgoing_message_size_limit=_int(env, "OUTGOING_MESSAGE_SIZE_LIMIT", 10485760),
             http_timeout=float(_int(env, "OIH_HTTP_TIMEOUT", 30)),
+            secret_cache_seconds=_seconds(env, "SAILOR_SECRET_CACHE_SECONDS", 60.0),
             additional_headers=extra,
         )
