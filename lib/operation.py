@@ -5,10 +5,11 @@ The sailor calls ``process(ctx, msg, cfg, snapshot)`` (``ctx`` is the sailor's `
 ``Operation.process`` takes the context as its first argument after ``self``.
 
 Per message: shallow-copy ``msg.data``; rename aliases; fill missing path/query parameters from cfg step
-fields of the same name; move a flat body into ``requestBody``; turn integers given for string ids into
-strings (the generator lists where, ``string_ids``); validate against
-``schemas/<action_id>.in.json`` (validator compiled once per process); build the request; call the shared
-``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
+fields of the same name; move a flat body into ``requestBody``; fill the body fields a dropdown may supply
+(``cfg_body_fields``, 2.16 tickets); turn integers given for string ids into strings (the generator lists
+where, ``string_ids``); validate against ``schemas/<action_id>.in.json`` (validator compiled once per
+process); build the request (with the declaration's ``default_headers``: a 2.16 action's
+``Intercom-Version``, unless the message sets it); call the shared ``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
 (emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
 first request, so an invalid message or step configuration never reaches Intercom.
 
