@@ -9,8 +9,9 @@ fields of the same name; move a flat body into ``requestBody``; fill the body fi
 (``cfg_body_fields``, 2.16 tickets); turn integers given for string ids into strings (the generator lists
 where, ``string_ids``); validate against ``schemas/<action_id>.in.json`` (validator compiled once per
 process); build the request (with the declaration's ``default_headers``: a 2.16 action's
-``Intercom-Version``, unless the message sets it); call the shared ``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
-(emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
+``Intercom-Version``, unless the message sets it); call the shared ``IntercomClient``; and return the
+data message(s): a dict for a single result, a generator for lists (emitted in order by the sailor;
+constant memory for ``emitIndividually``). All checks happen before the
 first request, so an invalid message or step configuration never reaches Intercom.
 
 Metadata decision: the outgoing metadata is a shallow copy of the incoming one (``applicationUid``,
