@@ -540,8 +540,14 @@ def pagination(action: Action) -> str | None:
     return "page" if {"next", "page"} & set(pages.get("properties", {})) else None
 
 
+# Named like lists, but answering one object whose list holds no objects: nothing to emit one by one.
+NOT_LISTS = {"listActivityLogEventTypes"}  # {"type": "activity_log_event_type.list", "event_types": [names]}
+
+
 def is_list(action: Action) -> bool:
     """List, search and scroll actions get the emitBehaviour step field."""
+    if action.action_id in NOT_LISTS:
+        return False
     named = re.match(r"(?i)(list|lis|search|scroll)", action.action_id) is not None
     return named or pagination(action) is not None
 
