@@ -5,11 +5,13 @@ The sailor calls ``process(ctx, msg, cfg, snapshot)`` (``ctx`` is the sailor's `
 ``Operation.process`` takes the context as its first argument after ``self``.
 
 Per message: shallow-copy ``msg.data``; rename aliases; fill missing path/query parameters from cfg step
-fields of the same name; move a flat body into ``requestBody``; turn integers given for string ids into
-strings (the generator lists where, ``string_ids``); validate against
-``schemas/<action_id>.in.json`` (validator compiled once per process); build the request; call the shared
-``IntercomClient``; and return the data message(s): a dict for a single result, a generator for lists
-(emitted in order by the sailor; constant memory for ``emitIndividually``). All checks happen before the
+fields of the same name; move a flat body into ``requestBody``; fill the body fields a dropdown may supply
+(``cfg_body_fields``, 2.16 tickets); turn integers given for string ids into strings (the generator lists
+where, ``string_ids``); validate against ``schemas/<action_id>.in.json`` (validator compiled once per
+process); build the request (with the declaration's ``default_headers``: a 2.16 action's
+``Intercom-Version``, unless the message sets it); call the shared ``IntercomClient``; and return the
+data message(s): a dict for a single result, a generator for lists (emitted in order by the sailor;
+constant memory for ``emitIndividually``). All checks happen before the
 first request, so an invalid message or step configuration never reaches Intercom.
 
 Metadata decision: the outgoing metadata is a shallow copy of the incoming one (``applicationUid``,
@@ -46,6 +48,7 @@ COMPONENT_ROOT = Path(__file__).resolve().parents[1]
 EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
+_pagination_styles = pagination.STYLES
 
 
 _validators: dict[str, SchemaValidator] = {}
@@ -265,12 +268,14 @@ class Operation:
         aliases: dict[str, tuple[str, ...]] | None = None,
         response: str = "json",
         string_ids: tuple[tuple[str, ...], ...] = (),
+        default_headers: dict[str, str] | None = None,
+        cfg_body_fields: tuple[str, ...] = (),
         *,
         component_root: str | Path | None = None,
         schema_dir: str | Path | None = None,
         schema: dict[str, Any] | None = None,
     ) -> None:
-        if pagination not in (None, "cursor", "search", "scroll", "page"):
+        if pagination is not None and pagination not in _pagination_styles:
             raise ValueError(f"{action_id}: unknown pagination {pagination!r}")
         if response not in ("json", "binary"):
             raise ValueError(f"{action_id}: unknown response kind {response!r}")
@@ -287,6 +292,10 @@ class Operation:
         self.aliases = {k: tuple(v) for k, v in (aliases or {}).items()}
         self.response = response
         self.string_ids = tuple(tuple(p) for p in string_ids)  # chosen by tools/generate.py (string_ids)
+        # Sent unless the message sets them: the 2.16 actions' Intercom-Version (the 2.8 actions have none
+        # and send the credentials' intercomVersion, the session default), a download's Accept.
+        self.default_headers = dict(default_headers or {})
+        self.cfg_body_fields = tuple(cfg_body_fields)  # body fields a dropdown step field may supply
         self._path_parts = tuple(_PATH_PARAM.split(path))  # literal, name, literal, ... (names at odd places)
         self._cfg_fillable = tuple(dict.fromkeys(self.path_params + self.query_params))
         alias_names = {a for names in self.aliases.values() for a in names}
@@ -331,6 +340,11 @@ class Operation:
         errors = inputs.precheck(data)
         if errors:  # strings the HTTP stack cannot encode, too deep nesting: before the validators see it
             raise ValidationError(self.action_id, errors)
+        for name in self.cfg_body_fields:  # e.g. ticket_type_id chosen in a step field (2.16 tickets)
+            body = data.get("requestBody")
+            if cfg.get(name) not in (None, "") and (body is None or isinstance(body, dict)) and \
+                    (body or {}).get(name) is None:
+                data["requestBody"] = {**(body or {}), name: cfg[name]}
         for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
             data = _stringify_ids(data, path)
         errors = self._errors(data)
@@ -374,7 +388,7 @@ class Operation:
                 params.extend((name, _scalar(v)) for v in value if v is not None)
             else:
                 params.append((name, _scalar(value)))
-        headers = None
+        headers = dict(self.default_headers) or None
         for name in self.header_params:
             value = data.get(name)
             if value not in (None, ""):
@@ -442,6 +456,8 @@ class Operation:
                     if response.headers.get("Content-Type") is not None else None,
                     "text": client.redacted(content[:10000].decode("utf-8", "replace"), 10000)}
             return {"data": body, "metadata": self._metadata(metadata, None)}
+        if isinstance(body, list):  # a JSON array (2.16 fin_voice calls of a conversation): one object
+            body = {"type": "list", "data": body}
         record_id = body.get("id") if isinstance(body, dict) else None
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
@@ -465,13 +481,17 @@ class Operation:
         another key (listCompaniesForAContact's example and answers use `data`), so `data` is the fallback."""
         if not isinstance(page, dict):
             return []
+        if "." in (self.items_key or ""):  # nested, e.g. `data.articles` (2.16 article search)
+            for part in self.items_key.split("."):
+                page = page.get(part) if isinstance(page, dict) else None
+            return page if isinstance(page, list) else []
         items = page.get(self.items_key) if self.items_key in page else page.get("data")
         return items if isinstance(items, list) else []
 
     def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
                        metadata: dict[str, Any], logger: logging.Logger,
                        limit: int = pagination.DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
-        key = self.items_key
+        key = (self.items_key or "data").rsplit(".", 1)[-1]
         pages = self._pages(client, request, logger, limit)
         if behaviour == "emitPage":
             page_metadata = self._metadata(metadata, None)

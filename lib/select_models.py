@@ -20,11 +20,16 @@ __all__ = [
     "subscription_types",
     "tags",
     "teams",
+    "ticket_states",
+    "ticket_types",
 ]
 
+API_2_16 = {"Intercom-Version": "2.16"}  # tickets are API 2.16 resources (see README, API versions)
 
-def _items(cfg: dict, path: str, key: str, params: dict | None = None) -> list[dict]:
-    body = IntercomClient.from_cfg(cfg).request_json("GET", path, params=params)
+
+def _items(cfg: dict, path: str, key: str, params: dict | None = None,
+           headers: dict | None = None) -> list[dict]:
+    body = IntercomClient.from_cfg(cfg).request_json("GET", path, params=params, headers=headers)
     return answers.items(body, key, method="GET", path=path)
 
 
@@ -102,3 +107,23 @@ def collections(cfg: dict) -> dict[str, str]:
     for page in client.paginate("GET", "/help_center/collections", style="page", params={"per_page": 150}):
         items.extend(answers.items(page, "data", method="GET", path="/help_center/collections"))
     return _options(items, "id", lambda c: c.get("name"))
+
+
+def ticket_types(cfg: dict) -> dict[str, str]:
+    """Ticket types (GET /ticket_types, API 2.16): ``id -> "name (category)"``; archived ones left out."""
+    items = [t for t in _items(cfg, "/ticket_types", "data", headers=API_2_16) if not t.get("archived")]
+
+    def label(t: dict) -> str:
+        return f"{t.get('name')} ({t['category']})" if t.get("category") and t.get("name") else t.get("name")
+    return _options(items, "id", label)
+
+
+def ticket_states(cfg: dict) -> dict[str, str]:
+    """Ticket states (GET /ticket_states, API 2.16): ``id -> "internal label (category)"``; archived ones
+    left out. The category (submitted, in_progress, waiting_on_customer, resolved) tells like-named apart."""
+    items = [s for s in _items(cfg, "/ticket_states", "data", headers=API_2_16) if not s.get("archived")]
+
+    def label(s: dict) -> str:
+        text = s.get("internal_label") or s.get("external_label")
+        return f"{text} ({s['category']})" if text and s.get("category") else text
+    return _options(items, "id", label)

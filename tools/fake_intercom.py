@@ -1,4 +1,5 @@
-"""A fake Intercom REST API (2.8 shapes) on loopback, for tests, benchmarks and the demo.
+"""A fake Intercom REST API (2.8 shapes, and the 2.16 tickets and custom objects) on loopback, for tests,
+benchmarks and the demo.
 
 Why: the connector must be exercised over real HTTP without an Intercom account. The fake keeps its
 data in memory, answers with Intercom-shaped JSON and errors, and logs every request it receives.
@@ -8,7 +9,9 @@ data in memory, answers with Intercom-shaped JSON and errors, and logs every req
         c = fake.add_contact(email="a@b.c", updated_at=1717000000)  # any field; returns a copy
         fake.add_company(company_id="acme", name="Acme", updated_at=1717000000)
         fake.add_conversation(updated_at=...); fake.add_tag(name=...); also add_admin, add_team,
-        add_segment, add_subscription_type, add_data_attribute, add_help_center, add_collection, add_note
+        add_segment, add_subscription_type, add_data_attribute, add_help_center, add_collection, add_note,
+        add_ticket_type, add_ticket_state, add_ticket (ticket_type=<a ticket type>, ticket_state=<a state>),
+        add_custom_object_instance(type="Order", external_id=..., custom_attributes={...})
         fake.db["contacts"][c["id"]]     # the live store, by kind then id (edit it freely)
         fake.now = 1717000000            # clock for created_at/updated_at of API writes (None: real time)
         fake.per_page = 2                # default page size of every list (None: Intercom's defaults)
@@ -29,6 +32,14 @@ Data events (POST /events) are listed per contact by GET /events (type=user and 
 intercom_user_id; summary=true counts them by name); POST /contacts/{id}/companies attaches a company,
 which GET /contacts/{id}/companies then lists. Companies scroll ends with an empty page; the scroll_param
 then expires. Not modelled: one open scroll per app, companies without users missing from lists.
+
+API 2.16 (the seed has two ticket types and the four ticket states): ticket types (GET/POST /ticket_types,
+GET /ticket_types/{id}), ticket states (GET /ticket_states), tickets (POST /tickets with ticket_type_id
+and contacts by id, external_id or email; GET/PUT/DELETE /tickets/{id}, where PUT changes attributes, state
+(ticket_state_id), open, snoozed_until and assignee; POST /tickets/{id}/reply adds a ticket part;
+POST /tickets/search as conversation search, under `tickets`), and custom object instances
+(POST /custom_object_instances/{type} creates or updates by external_id; GET lists them by page, or finds
+one by external_id; GET/DELETE /custom_object_instances/{type}/{id}; DELETE ...?external_id=).
 
 Run it alone: ``python -m tools.fake_intercom --port 8080 [--token T] [--no-seed]``.
 """
@@ -58,6 +69,9 @@ ERRORS = {400: ("bad_request", "Bad Request"), 401: ("unauthorized", "Access Tok
 CONTACT_DATES = {"created_at", "updated_at", "signed_up_at", "last_seen_at", "last_contacted_at",
                  "last_replied_at", "last_email_opened_at", "last_email_clicked_at"}
 CONVERSATION_DATES = {"created_at", "updated_at", "waiting_since", "snoozed_until"}
+TICKET_DATES = {"created_at", "updated_at", "snoozed_until"}
+TICKET_STATES = (("submitted", "Submitted"), ("in_progress", "In progress"),
+                 ("waiting_on_customer", "Waiting on customer"), ("resolved", "Resolved"))
 DAY = 86400
 ID = "(?P<id>[^/]+)"
 
@@ -111,6 +125,20 @@ def _template(kind: str, now: int) -> dict:
                         "description": None, "created_at": now, "updated_at": now, "url": None, "icon": None,
                         "order": 1, "default_locale": "en", "parent_id": None, "help_center_id": None},
         "notes": {"type": "note", "created_at": now, "body": "<p>Note</p>", "contact": None, "author": None},
+        "ticket_types": {"type": "ticket_type", "name": "Bug report", "description": "", "icon": "🐞",
+                         "workspace_id": "fake_app", "archived": False, "created_at": now, "updated_at": now,
+                         "is_internal": False, "category": "Customer",
+                         "ticket_type_attributes": {"type": "list", "data": []}},
+        "ticket_states": {"type": "ticket_state", "category": "submitted", "internal_label": "Submitted",
+                          "external_label": "Submitted", "archived": False},
+        "tickets": {"type": "ticket", "category": "Customer", "ticket_attributes": {}, "open": True,
+                    "admin_assignee_id": "0", "team_assignee_id": "0", "created_at": now, "updated_at": now,
+                    "snoozed_until": None, "is_shared": False,
+                    "contacts": {"type": "ticket_contacts", "contacts": []},
+                    "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
+                    "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0}},
+        "custom_object_instances": {"custom_attributes": {}, "external_id": None, "external_created_at": None,
+                                    "external_updated_at": None, "created_at": now, "updated_at": now},
     }.get(kind, {}))
 
 
@@ -267,6 +295,22 @@ class FakeIntercom:
     add_help_center = partialmethod(add, "help_centers")
     add_collection = partialmethod(add, "collections")
     add_note = partialmethod(add, "notes")
+    add_ticket_type = partialmethod(add, "ticket_types")
+    add_ticket_state = partialmethod(add, "ticket_states")
+    add_custom_object_instance = partialmethod(add, "custom_object_instances")
+
+    def add_ticket(self, **fields: Any) -> dict:
+        """A ticket (2.16): the first ticket type and the first state unless given; `ticket_id` numbered."""
+        with self._lock:
+            types, states = self._all("ticket_types"), self._all("ticket_states")
+            fields.setdefault("ticket_type", copy.deepcopy(types[0]) if types else None)
+            fields.setdefault("ticket_state", self._state_ref(states[0]) if states else None)
+            fields.setdefault("ticket_id", str(len(self.db.get("tickets", {})) + 1))
+            return self.add("tickets", **fields)
+
+    @staticmethod
+    def _state_ref(state: dict) -> dict:
+        return {k: state[k] for k in ("type", "id", "category", "internal_label", "external_label")}
 
     def seed(self) -> None:
         """A small deterministic workspace: 2 admins, a team, 2 tags, 5 contacts, 3 companies..."""
@@ -288,6 +332,15 @@ class FakeIntercom:
             self.add_company(company_id=f"company-{i}", name=f"Company {i}", created_at=base + i,
                              updated_at=base + i * 7200, last_request_at=base + i * 10)
             self.add_conversation(created_at=base + i, updated_at=base + i * 1800)
+        self.seed_tickets()  # last: the ids of everything above stay as they were before tickets existed
+
+    def seed_tickets(self) -> None:
+        """The four ticket states and two ticket types a 2.16 workspace starts with (no tickets)."""
+        for i, (category, label) in enumerate(TICKET_STATES):
+            self.add_ticket_state(id=str(8000 + i), category=category, internal_label=label,
+                                  external_label=label)
+        self.add_ticket_type(id="88", name="Bug report", description="Something is broken")
+        self.add_ticket_type(id="89", name="Refund request", description="Money back", category="Back-office")
 
     # ---- helpers for the routes ------------------------------------------------------------------
     def _get(self, kind: str, oid: str, what: str) -> dict:
@@ -398,10 +451,12 @@ class FakeIntercom:
             raise ApiError(400, f"Unknown operator {op!r}", "parameter_invalid")
         return ops[op]()
 
-    def _search(self, r: Recorded, kind: str, dates: set[str], by_day: bool, key: str, type_: str) -> dict:
+    def _search(self, r: Recorded, kind: str, dates: set[str], by_day: bool, key: str, type_: str,
+                view: Callable[[dict], dict] = lambda o: o) -> dict:
+        """`view`: the object as the search sees its fields (tickets: ticket_type_id, state)."""
         body = self._body(r, "query")
         self._match({}, body["query"], dates, by_day)  # validates the query even when nothing is stored
-        found = [o for o in self._all(kind) if self._match(o, body["query"], dates, by_day)]
+        found = [o for o in self._all(kind) if self._match(view(o), body["query"], dates, by_day)]
         sort = body.get("sort") or {}
         if sort:
             found.sort(key=lambda o: (o.get(sort.get("field", "updated_at")) or 0, o["id"]),
@@ -483,7 +538,138 @@ class FakeIntercom:
             ("GET", f"/export/content/data/{ID}", self._export_status),
             ("POST", f"/export/cancel/{ID}", self._cancel_export),
             ("GET", f"/download/content/data/{ID}", self._download_export),
+            # API 2.16
+            ("GET", "/ticket_types", listing("ticket_types")),
+            ("POST", "/ticket_types", lambda r: self.add_ticket_type(**self._body(r, "name"))),
+            ("GET", f"/ticket_types/{ID}", getter("ticket_types", "Ticket type")),
+            ("GET", "/ticket_states", listing("ticket_states")),
+            ("POST", "/tickets", self._create_ticket),
+            ("POST", "/tickets/search", lambda r: self._search(
+                r, "tickets", TICKET_DATES, False, "tickets", "ticket.list", lambda t: {
+                    **t, "ticket_type_id": (t.get("ticket_type") or {}).get("id"),
+                    "state": (t.get("ticket_state") or {}).get("category"),
+                    "title": t["ticket_attributes"].get("_default_title_"),
+                    "contact_ids": [c["id"] for c in t["contacts"]["contacts"]]})),
+            ("GET", f"/tickets/{ID}", getter("tickets", "Ticket")),
+            ("PUT", f"/tickets/{ID}", self._update_ticket),
+            ("DELETE", f"/tickets/{ID}", lambda r, id: self._delete("tickets", id, "Ticket")),
+            ("POST", f"/tickets/{ID}/reply", self._reply_ticket),
+            ("POST", "/custom_object_instances/(?P<kind>[^/]+)", self._upsert_custom_object),
+            ("GET", "/custom_object_instances/(?P<kind>[^/]+)", self._list_custom_objects),
+            ("DELETE", "/custom_object_instances/(?P<kind>[^/]+)", lambda r, kind: self._delete_custom_object(
+                kind, self._custom_object_by_external_id(kind, r.query.get("external_id")))),
+            ("GET", f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
+             lambda r, kind, id: self._custom_object(kind, id)),
+            ("DELETE", f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
+             lambda r, kind, id: self._delete_custom_object(kind, self._custom_object(kind, id))),
         ]
+
+    # ---- tickets (2.16) --------------------------------------------------------------------------
+    def _contact_of(self, ref: Any) -> dict:
+        """A ticket's contact given as {"id"}, {"external_id"} or {"email"} (400 when none matches)."""
+        if isinstance(ref, dict):
+            for key in ("id", "external_id", "email"):
+                if ref.get(key) not in (None, ""):
+                    found = [c for c in self._all("contacts") if str(c.get(key)) == str(ref[key])]
+                    if found:
+                        return found[0]
+                    if key == "email":  # Intercom creates a lead for an unknown email
+                        return self.add_contact(email=ref["email"], role="lead")
+        raise ApiError(400, f"contact not found: {json.dumps(ref)[:80]}", "parameter_invalid")
+
+    def _create_ticket(self, r: Recorded) -> dict:
+        body = self._body(r, "ticket_type_id", "contacts")
+        ticket_type = self.db.get("ticket_types", {}).get(str(body["ticket_type_id"]))
+        if ticket_type is None:
+            raise ApiError(400, "ticket_type_id is not a ticket type", "parameter_invalid")
+        contacts = body["contacts"] if isinstance(body["contacts"], list) else []
+        if not contacts:
+            raise ApiError(400, "contacts must have at least one contact", "parameter_invalid")
+        refs = [{"type": "contact", "id": c["id"], "external_id": c.get("external_id")}
+                for c in map(self._contact_of, contacts)]
+        ticket = self.add_ticket(ticket_type=copy.deepcopy(ticket_type),
+                                 ticket_attributes=dict(body.get("ticket_attributes") or {}),
+                                 contacts={"type": "ticket_contacts", "contacts": refs})
+        if body.get("created_at"):
+            self.db["tickets"][ticket["id"]]["created_at"] = int(body["created_at"])
+        return self.db["tickets"][ticket["id"]]
+
+    def _update_ticket(self, r: Recorded, id: str) -> dict:
+        ticket = self._get("tickets", id, "Ticket")
+        body = self._body(r)
+        if "ticket_state_id" in body:
+            state = self.db.get("ticket_states", {}).get(str(body["ticket_state_id"]))
+            if state is None:
+                raise ApiError(400, "ticket_state_id is not valid or is not associated with the ticket type",
+                               "parameter_invalid")
+            ticket["ticket_state"] = self._state_ref(state)
+            ticket["open"] = state["category"] != "resolved"
+        ticket["ticket_attributes"] = {**ticket["ticket_attributes"], **(body.get("ticket_attributes") or {})}
+        for key in ("open", "snoozed_until", "is_shared"):
+            if key in body:
+                ticket[key] = body[key]
+        if body.get("assignee_id") not in (None, ""):
+            ticket["admin_assignee_id"] = str(body["assignee_id"])
+        ticket["updated_at"] = self.clock()
+        return ticket
+
+    def _reply_ticket(self, r: Recorded, id: str) -> dict:
+        ticket = self._get("tickets", id, "Ticket")
+        body = self._body(r, "message_type", "type", "body")
+        if body["type"] == "admin" and body.get("admin_id") in (None, ""):
+            raise ApiError(400, "admin_id is required for an admin reply", "parameter_not_found")
+        author = ({"type": "admin", "id": str(body["admin_id"])} if body["type"] == "admin" else
+                  {"type": "user", "id": str(body.get("intercom_user_id") or body.get("user_id") or "")})
+        self._counter += 1
+        now = self.clock()
+        part = {"type": "ticket_part", "id": str(1000 + self._counter), "part_type": body["message_type"],
+                "body": body["body"], "created_at": now, "updated_at": now, "author": author,
+                "attachments": [], "redacted": False}
+        parts = ticket["ticket_parts"]
+        parts["ticket_parts"].append(part)
+        parts["total_count"] = len(parts["ticket_parts"])
+        ticket["updated_at"] = now
+        return part
+
+    # ---- custom object instances (2.16) ----------------------------------------------------------
+    def _custom_objects(self, kind: str) -> list[dict]:
+        return [o for o in self._all("custom_object_instances") if o["type"] == kind]
+
+    def _custom_object(self, kind: str, oid: str) -> dict:
+        obj = self.db.get("custom_object_instances", {}).get(oid)
+        if obj is None or obj["type"] != kind:
+            raise ApiError(404, "Custom object instance not found")
+        return obj
+
+    def _custom_object_by_external_id(self, kind: str, external_id: str | None) -> dict:
+        found = [o for o in self._custom_objects(kind) if external_id and o["external_id"] == external_id]
+        if not found:
+            raise ApiError(404, "Custom object instance not found")
+        return found[0]
+
+    def _upsert_custom_object(self, r: Recorded, kind: str) -> dict:
+        body = self._body(r, "external_id")
+        known = [o for o in self._custom_objects(kind) if o["external_id"] == body["external_id"]]
+        if known:
+            obj = known[0]
+            attributes = {**obj["custom_attributes"], **(body.pop("custom_attributes", None) or {})}
+            obj.update({k: v for k, v in body.items() if k not in ("id", "type")},
+                       custom_attributes=attributes, updated_at=self.clock())
+            return obj
+        body.pop("id", None)
+        body["custom_attributes"] = dict(body.get("custom_attributes") or {})
+        obj = self.add_custom_object_instance(type=kind, **body)
+        return self.db["custom_object_instances"][obj["id"]]
+
+    def _list_custom_objects(self, r: Recorded, kind: str) -> dict:
+        if r.query.get("external_id"):  # one instance by its external id
+            return self._custom_object_by_external_id(kind, r.query["external_id"])
+        page = self._page_list(self._custom_objects(kind), r, 10)
+        return {**page, "type": "list"}
+
+    def _delete_custom_object(self, kind: str, obj: dict) -> dict:
+        del self.db["custom_object_instances"][obj["id"]]
+        return {"id": obj["id"], "object": kind, "deleted": True}
 
     def _create_contact(self, r: Recorded) -> dict:
         body = self._body(r)

@@ -26,7 +26,7 @@ from lib.intercom.errors import ConfigurationError, IntercomError
 
 DEFAULT_MAX_PAGES = 10_000
 MAX_PAGES_FIELD = "maxPages"
-STYLES = ("cursor", "search", "scroll", "page")
+STYLES = ("cursor", "search", "scroll", "page", "next_cursor", "body_page")
 
 
 class PaginationError(IntercomError):
@@ -164,8 +164,33 @@ class PagePager(_Pager):
         self.current = number
 
 
+class BodyPagePager(PagePager):
+    """Page numbers in the JSON body (``page``), as POST /admins/activity_logs/search takes them (2.16)."""
+
+    def next(self, page: dict[str, Any], request: PageRequest) -> PageRequest | None:
+        number, total = _numbers(page)
+        if number is None or total is None or number >= total:
+            return None
+        body = dict(request.json) if isinstance(request.json, dict) else {}
+        body["page"] = number + 1
+        return replace(request, json=body)
+
+
+class NextCursorPager(_Pager):
+    """A top-level ``next_cursor`` (while ``has_more`` is not false) into the query's ``cursor``, as
+    GET /contacts/{id}/merge_history answers (2.16)."""
+
+    def next(self, page: dict[str, Any], request: PageRequest) -> PageRequest | None:
+        cursor = page.get("next_cursor")
+        if not cursor or page.get("has_more") is False:
+            return None
+        self.mark("cursor:" + str(cursor), "a cursor (next_cursor) already requested")
+        return request.with_query([("cursor", cursor)])
+
+
 def _numbers(page: dict[str, Any]) -> tuple[int | None, int | None]:
-    pages = page.get("pages") if isinstance(page.get("pages"), dict) else {}
+    # Page numbers under `pages`; a few 2.16 lists (audiences, content snippets) give them at the top level.
+    pages = page.get("pages") if isinstance(page.get("pages"), dict) else page
     number, total = pages.get("page"), pages.get("total_pages")
     return (number if type(number) is int else None), (total if type(total) is int else None)
 
@@ -209,7 +234,8 @@ class ScrollPager(_Pager):
 
 
 PAGERS: dict[str, type[_Pager]] = {"cursor": CursorPager, "search": SearchPager, "scroll": ScrollPager,
-                                   "page": PagePager}
+                                   "page": PagePager, "next_cursor": NextCursorPager,
+                                   "body_page": BodyPagePager}
 
 
 def follow(fetch: Callable[[PageRequest], Any], style: str, first: PageRequest, *, method: str,

@@ -156,6 +156,7 @@ class SearchResource:
     keep: Callable[[dict, dict], bool] = lambda cfg, item: True  # client-side filters, if any
     default_lag: int = 60
     max_page_size: int = 150
+    headers: dict | None = None  # e.g. {"Intercom-Version": "2.16"} for tickets, a 2.16 resource
     ordered = True
 
     def pages(self, client: IntercomClient, cfg: dict, pos: Position) -> Iterator[list[dict]]:
@@ -168,7 +169,7 @@ class SearchResource:
             "sort": {"field": "updated_at", "order": "ascending"},
         }
         for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key,
-                                    max_pages=max_pages(cfg)):
+                                    headers=self.headers, max_pages=max_pages(cfg)):
             yield answers.page(page, self.items_key, objects=True).get(self.items_key) or []
 
 

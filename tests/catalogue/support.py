@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("INTERCOM_SPEC_DIR") or ROOT.parent / "shared" / "intercom")
 CURRENT = SPEC_DIR / "api.intercom.io.2.8.yaml"
 LEGACY = SPEC_DIR / "api.intercom.io.2.8.2023-03-03.yaml"
+NEWEST = SPEC_DIR / "api.intercom.io.2.16.yaml"
 BASE_URL = "https://api.intercom.io"  # the description's first server: openapi-core matches it
 
 
@@ -30,8 +32,40 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 @cache
 def operations() -> tuple[dict[str, Any], ...]:
+    """The 100 actions of API 2.8 (operations.json rows; `description` says which file describes each)."""
     rows = json.loads((SPEC_DIR / "operations.json").read_text(encoding="utf-8"))["operations"]
+    return tuple({**row, "description": "2.8" if row["in_current_spec"] else "2023"} for row in rows)
+
+
+def _call(method: str, path: str) -> tuple[str, str]:
+    return method.upper(), re.sub(r"\{[^{}]+\}", "{}", path)
+
+
+@cache
+def newest_operations() -> tuple[dict[str, Any], ...]:
+    """The 2.16 operations without a 2.8 counterpart (same method and path, parameter names ignored), in the
+    description's order, as rows like operations.json's: found here from the description itself."""
+    from tools.generate import derived_action_id
+
+    known = {_call(row["method"], row["path"]) for row in operations()}
+    rows = []
+    for path, item in load_yaml(NEWEST)["paths"].items():
+        for method, op in item.items():
+            if method in ("get", "put", "post", "delete", "patch") and _call(method, path) not in known:
+                rows.append({"action": op.get("operationId") or derived_action_id(method, path),
+                             "title": op.get("summary"), "method": method.upper(), "path": path,
+                             "operationId": op.get("operationId"), "in_current_spec": True,
+                             "description": "2.16"})
     return tuple(rows)
+
+
+@cache
+def all_operations() -> tuple[dict[str, Any], ...]:
+    """Every action of the catalogue: the 100 of 2.8, then the 2.16 ones."""
+    return operations() + newest_operations()
+
+
+DESCRIPTION_FILES = {"2.8": CURRENT, "2023": LEGACY, "2.16": NEWEST}
 
 
 @cache
@@ -55,15 +89,22 @@ def schema(action_id: str, kind: str) -> dict[str, Any]:
 # parameter's schema itself (see `exploded_filter_errors`).
 
 
+def _which(description: bool | str) -> str:
+    """A row's `description` ("2.8", "2023", "2.16"); True/False are the older legacy flag."""
+    if isinstance(description, bool):
+        return "2023" if description else "2.8"
+    return description
+
+
 @cache
-def openapi(legacy: bool) -> Any:
+def openapi(description: bool | str) -> Any:
     from openapi_core import OpenAPI
 
-    from tools.generate import LEGACY_SPEC, corrected_description
+    from tools.generate import corrected_description
 
-    name = LEGACY.name if legacy else CURRENT.name
-    spec = copy.deepcopy(corrected_description(SPEC_DIR, LEGACY_SPEC if legacy else name))
-    if not legacy:
+    which = _which(description)
+    spec = copy.deepcopy(corrected_description(SPEC_DIR, DESCRIPTION_FILES[which].name))
+    if which == "2.8":
         for param in spec["paths"]["/events"]["get"]["parameters"]:
             if param.get("name") == "filter":
                 param["required"] = False
@@ -82,11 +123,11 @@ def exploded_filter_errors(query: dict[str, list[str]]) -> list[str]:
     return [e.message for e in Draft202012Validator(filter_param_schema()).iter_errors(value)]
 
 
-def validate_request(prepared: Any, legacy: bool) -> None:
-    """Raise when the request does not conform to Intercom's description."""
+def validate_request(prepared: Any, legacy: bool | str) -> None:
+    """Raise when the request does not conform to Intercom's description (the row's `description`)."""
     from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
-    openapi(legacy).validate_request(RequestsOpenAPIRequest(prepared))
+    openapi(_which(legacy)).validate_request(RequestsOpenAPIRequest(prepared))
 
 
 # ------------------------------------------------------------------------------------ example values
@@ -162,8 +203,9 @@ def synthesise(schema: dict[str, Any], depth: int = 0, full: bool = False) -> An
 
 def response_example(spec: dict[str, Any], op: dict[str, Any], out_schema: dict[str, Any]) -> Any:
     """The description's success example if it is valid against the out-schema, else a synthesised one."""
-    status = min(code for code in op["responses"] if str(code).startswith("2"))
-    media = (op["responses"][status].get("content") or {}).get("application/json") or {}
+    codes = [code for code in op["responses"] if str(code).startswith("2")]
+    answer = op["responses"][min(codes)] if codes else op["responses"].get("default", {})
+    media = (answer.get("content") or {}).get("application/json") or {}
     candidates = [e.get("value") for e in (media.get("examples") or {}).values()]
     if "example" in media:
         candidates.insert(0, media["example"])

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 POLLING = ["newOrUpdatedContacts", "newOrUpdatedConversations", "newOrUpdatedCompanies",
            "newOrUpdatedArticles", "newOrUpdatedCollections", "newOrUpdatedSections", "newOrUpdatedNewsItems",
            "newOrUpdatedNewsfeeds", "newOrUpdatedSegments", "newOrUpdatedDataAttributes",
-           "newOrUpdatedHelpCenters"]
+           "newOrUpdatedHelpCenters", "newOrUpdatedTickets"]
 
 
 def sailor(component_dir, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
