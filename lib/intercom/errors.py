@@ -7,10 +7,10 @@ token as a second line of defence (see ``scrub``).
 """
 from __future__ import annotations
 
-import base64
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+
+from elasticio_sailor.logs import encoded_forms
 
 _MAX_TEXT = 300  # long bodies or values are cut in messages: an error event is not a data dump
 MASK = "***"
@@ -20,23 +20,9 @@ _MIN_PARTIAL = 6  # a cut-off end of a secret this long is masked too
 
 @lru_cache(maxsize=64)
 def secret_forms(secret: str) -> tuple[str, ...]:
-    """The ways ``secret`` can appear in an answer's text, longest first.
-
-    The raw value, its URL-encoded forms, and its base64 forms (standard and URL-safe alphabet, at each of
-    the three byte alignments, so that base64 of a longer text containing it, such as an echoed
-    ``Authorization: Bearer <token>`` header, is caught too; at most two bytes at either end stay readable).
-    """
-    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
-    raw = secret.encode("utf-8", "surrogatepass")
-    for shift in range(3):
-        padded = b"\0" * shift + raw
-        start = -(-shift // 3) * 4  # the first base64 group made of secret bytes only
-        end = len(padded) // 3 * 4  # the last complete group
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            core = encode(padded).decode("ascii")[start:end]
-            if len(core) >= 8:
-                forms.add(core)
-    return tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True))
+    """The ways ``secret`` can appear in an answer's text, longest first: the forms the sailor's log filter
+    masks too (raw, URL-encoded, base64 at every alignment; ``elasticio_sailor.logs.encoded_forms``)."""
+    return tuple(sorted((f for f in encoded_forms(secret) if len(f) >= _MIN_SECRET), key=len, reverse=True))
 
 
 def scrub(text: str, *secrets: str | None) -> str:
