@@ -337,14 +337,14 @@ class Operation:
             if body:
                 data = {k: v for k, v in data.items() if k in self._param_names}
                 data["requestBody"] = body
-        errors = inputs.precheck(data)
-        if errors:  # strings the HTTP stack cannot encode, too deep nesting: before the validators see it
-            raise ValidationError(self.action_id, errors)
         for name in self.cfg_body_fields:  # e.g. ticket_type_id chosen in a step field (2.16 tickets)
             body = data.get("requestBody")
             if cfg.get(name) not in (None, "") and (body is None or isinstance(body, dict)) and \
                     (body or {}).get(name) is None:
                 data["requestBody"] = {**(body or {}), name: cfg[name]}
+        errors = inputs.precheck(data)
+        if errors:  # strings the HTTP stack cannot encode, too deep nesting: before the validators see it
+            raise ValidationError(self.action_id, errors)
         for path in self.string_ids:  # a numeric id where Intercom's schema says string: sent as a string
             data = _stringify_ids(data, path)
         errors = self._errors(data)
