@@ -268,24 +268,25 @@ def poll(
     max_pages(cfg)  # a bad maxPages fails before the first request
     state = {"saved": dict(snapshot) if snapshot else None, "count": 0}
     collected: list[dict] = []
+
+    def flush() -> None:
+        """Emit what ``fetchAll`` collected, then the position if it moved."""
+        if behaviour == "fetchAll" and collected:
+            emit("data", _list(resource, collected))
+        if pos.to_snapshot() != state["saved"]:
+            emit("snapshot", pos.to_snapshot())
+
     try:
         _read(resource, client, cfg, pos, behaviour, cutoff, emit, collected, state)
     except PaginationError:
         # Pagination broke off (a loop, the page cap, a refused or expired scroll): what was read is
         # emitted with its position, then the error. A scan is not complete, so its position does not
         # settle: the next poll scans again and skips what `emitted` records (nothing lost, nothing twice).
-        if behaviour == "fetchAll" and collected:
-            emit("data", _list(resource, collected))
-        if pos.to_snapshot() != state["saved"]:
-            emit("snapshot", pos.to_snapshot())
+        flush()
         raise
     if not resource.ordered:
         pos.settle(min(started - CLOCK_MARGIN, cutoff))
-    if behaviour == "fetchAll" and collected:
-        emit("data", _list(resource, collected))
-    current = pos.to_snapshot()
-    if current != state["saved"]:
-        emit("snapshot", current)
+    flush()
     return state["count"]
 
 
