@@ -16,7 +16,9 @@ import copy
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -978,6 +980,18 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
+def ruff_formatted(modules: dict[str, str]) -> dict[str, str]:
+    """The modules as `ruff format` writes them with this repo's settings, so the lint test's format check
+    and `--check` agree (one ruff run over a scratch copy: a process per module would take seconds)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, text in modules.items():
+            (Path(scratch) / name.replace("/", "__")).write_text(text, encoding="utf-8")
+        subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", "--config",
+                        str(ROOT / "pyproject.toml"), scratch], check=True)
+        return {name: (Path(scratch) / name.replace("/", "__")).read_text(encoding="utf-8")
+                for name in modules}
+
+
 def generate(spec_dir: Path = SPEC_DIR, root: Path = ROOT) -> dict[str, str]:
     """Every generated file: relative path -> text."""
     actions = load_actions(spec_dir)
@@ -987,10 +1001,12 @@ def generate(spec_dir: Path = SPEC_DIR, root: Path = ROOT) -> dict[str, str]:
     component["triggers"] = base.get("triggers", {})
     component["actions"] = {a.action_id: action_entry(a) for a in actions}
     files = {"component.json": dump_json(component)}
+    modules = {}
     for action in actions:
         files[f"schemas/{action.action_id}.in.json"] = dump_json(in_schema(action))
         files[f"schemas/{action.action_id}.out.json"] = dump_json(out_schema(action))
-        files[f"lib/actions/{action.module}.py"] = module_text(action, models)
+        modules[f"lib/actions/{action.module}.py"] = module_text(action, models)
+    files.update(ruff_formatted(modules))
     return files
 
 
@@ -1008,6 +1024,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec-dir", type=Path, default=SPEC_DIR, help="operations.json and the YAMLs")
     parser.add_argument("--out", type=Path, default=ROOT, help="component root to write (default: this repo)")
     args = parser.parse_args(argv)
+    needed = ["operations.json", CURRENT_SPEC, LEGACY_SPEC, NEWEST_SPEC]
+    missing = [name for name in needed if not (args.spec_dir / name).is_file()]
+    if missing:
+        print(f"error: {args.spec_dir} lacks {', '.join(missing)}: Intercom's OpenAPI descriptions are read "
+              "from there (set --spec-dir or INTERCOM_SPEC_DIR to the folder that holds them)", file=sys.stderr)
+        return 2
     files = generate(args.spec_dir, ROOT)
     out: Path = args.out
     stale = sorted(p for p, text in files.items()

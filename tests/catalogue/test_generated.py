@@ -248,3 +248,11 @@ def test_request_body_is_complete(action_id: str) -> None:
             assert set(mine.get("properties", {})) == set(resolved(spec, theirs).get("properties", {}))
     assert set(ours.get("properties", {})) == set(described.get("properties", {}))
     assert ours.get("required", []) == described.get("required", [])
+
+
+def test_a_missing_description_folder_is_named_with_what_it_lacks(tmp_path: Path) -> None:
+    (tmp_path / "operations.json").write_text('{"operations": []}')
+    result = generate("--check", "--spec-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "api.intercom.io.2.16.yaml" in result.stderr and "operations.json" not in result.stderr
+    assert "Traceback" not in result.stderr
