@@ -1,4 +1,5 @@
 """Benchmarks (see bench/README.md)."""
+
 import argparse
 
 

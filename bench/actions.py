@@ -11,6 +11,7 @@ Each action: warm-up, then `runs` alternating rounds of `iterations` calls of ea
 of each side is reported with ratio = raw_rate / our_rate. `--profile` runs our side under cProfile and
 prints where the time goes beyond `requests` itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,27 +39,61 @@ CONTACT_ID = "6657a9926abd01639cc9e9a5"
 def _contact(i: int) -> dict:
     """A contact shaped like Intercom's (about 1.5 kB of JSON)."""
     lst = {"type": "list", "data": [], "total_count": 0, "has_more": False}
-    return {"type": "contact", "id": f"6657a9926abd01639c{i:06x}", "workspace_id": "ecahpwf5",
-            "external_id": f"ext-{i}", "role": "user", "email": f"user{i}@example.com", "phone": None,
-            "name": f"User {i}", "avatar": None, "owner_id": None,
-            "social_profiles": {"type": "list", "data": []},
-            "has_hard_bounced": False, "marked_email_as_spam": False, "unsubscribed_from_emails": False,
-            "created_at": 1717021074, "updated_at": 1717021074, "signed_up_at": None, "last_seen_at": None,
-            "last_replied_at": None, "last_contacted_at": None, "last_email_opened_at": None,
-            "last_email_clicked_at": None, "language_override": None, "browser": None,
-            "browser_version": None,
-            "browser_language": None, "os": None, "location": {"type": "location", "country": "Ireland",
-                                                              "region": "Dublin", "city": "Dublin"},
-            "custom_attributes": {"plan": "pro"}, "tags": lst, "notes": lst, "companies": lst,
-            "utm_campaign": None, "utm_source": None, "referrer": None}
+    return {
+        "type": "contact",
+        "id": f"6657a9926abd01639c{i:06x}",
+        "workspace_id": "ecahpwf5",
+        "external_id": f"ext-{i}",
+        "role": "user",
+        "email": f"user{i}@example.com",
+        "phone": None,
+        "name": f"User {i}",
+        "avatar": None,
+        "owner_id": None,
+        "social_profiles": {"type": "list", "data": []},
+        "has_hard_bounced": False,
+        "marked_email_as_spam": False,
+        "unsubscribed_from_emails": False,
+        "created_at": 1717021074,
+        "updated_at": 1717021074,
+        "signed_up_at": None,
+        "last_seen_at": None,
+        "last_replied_at": None,
+        "last_contacted_at": None,
+        "last_email_opened_at": None,
+        "last_email_clicked_at": None,
+        "language_override": None,
+        "browser": None,
+        "browser_version": None,
+        "browser_language": None,
+        "os": None,
+        "location": {"type": "location", "country": "Ireland", "region": "Dublin", "city": "Dublin"},
+        "custom_attributes": {"plan": "pro"},
+        "tags": lst,
+        "notes": lst,
+        "companies": lst,
+        "utm_campaign": None,
+        "utm_source": None,
+        "referrer": None,
+    }
 
 
 # action: (method, path, message data, canned response body)
 CASES: dict[str, tuple[str, str, dict, bytes]] = {
     "ShowContact": ("GET", f"/contacts/{CONTACT_ID}", {"id": CONTACT_ID}, json.dumps(_contact(1)).encode()),
-    "ListContacts": ("GET", "/contacts", {}, json.dumps({
-        "type": "list", "data": [_contact(i) for i in range(50)], "total_count": 50,
-        "pages": {"type": "pages", "page": 1, "per_page": 50, "total_pages": 1}}).encode()),
+    "ListContacts": (
+        "GET",
+        "/contacts",
+        {},
+        json.dumps(
+            {
+                "type": "list",
+                "data": [_contact(i) for i in range(50)],
+                "total_count": 50,
+                "pages": {"type": "pages", "page": 1, "per_page": 50, "total_pages": 1},
+            }
+        ).encode(),
+    ),
 }
 
 
@@ -79,9 +114,10 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             body = bodies.get(path)
             status = b"200 OK" if body is not None else b"404 Not Found"
             body = body if body is not None else not_found
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                         b"X-Request-Id: bench\r\nContent-Length: " + str(len(body)).encode()
-                         + b"\r\n\r\n" + body)
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                b"X-Request-Id: bench\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         writer.close()
@@ -89,6 +125,7 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 def serve() -> None:
     """Run the canned server (`python -m bench.actions --serve`); prints its port, then serves."""
+
     async def main() -> None:
         server = await asyncio.start_server(_answer, "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
@@ -100,8 +137,9 @@ def serve() -> None:
 
 def start_server() -> tuple[subprocess.Popen, str]:
     """The canned server in a child process (its own interpreter, so its own GIL and core)."""
-    process = subprocess.Popen([sys.executable, "-m", "bench.actions", "--serve"], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.actions", "--serve"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None
     return process, f"http://127.0.0.1:{int(process.stdout.readline())}"
 
@@ -130,8 +168,14 @@ def raw_call(action: str, url: str, lean: bool = False) -> Callable[[], None]:
     method, path, _, _ = CASES[action]
     session = requests.Session()
     session.trust_env = not lean
-    session.headers.update({"Authorization": f"Bearer {TOKEN}", "Accept": "application/json",
-                            "Intercom-Version": "2.8", "User-Agent": "bench"})
+    session.headers.update(
+        {
+            "Authorization": f"Bearer {TOKEN}",
+            "Accept": "application/json",
+            "Intercom-Version": "2.8",
+            "User-Agent": "bench",
+        }
+    )
     full_url = url + path
 
     def call() -> None:
@@ -156,13 +200,19 @@ def timed(call: Callable[[], None], iterations: int) -> tuple[float, float]:
     return iterations / wall, cpu / iterations * 1e6
 
 
-SIDES = {"ours": "ours: elasticio_sailor.execute", "raw": "raw requests.Session loop",
-         "raw_lean": "raw, trust_env off (as our client)"}
+SIDES = {
+    "ours": "ours: elasticio_sailor.execute",
+    "raw": "raw requests.Session loop",
+    "raw_lean": "raw, trust_env off (as our client)",
+}
 
 
 def measure(action: str, url: str, iterations: int, runs: int) -> dict:
-    calls = {"ours": our_call(action, url), "raw": raw_call(action, url),
-             "raw_lean": raw_call(action, url, lean=True)}
+    calls = {
+        "ours": our_call(action, url),
+        "raw": raw_call(action, url),
+        "raw_lean": raw_call(action, url, lean=True),
+    }
     for call in calls.values():  # warm-up: imports, compiled validators, connections, caches
         timed(call, max(50, iterations // 10))
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
@@ -171,21 +221,29 @@ def measure(action: str, url: str, iterations: int, runs: int) -> dict:
             samples[name].append(timed(call, iterations))
     per_s = {name: statistics.median(r for r, _ in values) for name, values in samples.items()}
     cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
-    return {"action": action, "iterations": iterations, "runs": runs,
-            "per_s": {name: round(value) for name, value in per_s.items()},
-            "cpu_us_per_call": {name: round(value) for name, value in cpu.items()},
-            "ratio": round(per_s["raw"] / per_s["ours"], 3),
-            "ratio_lean": round(per_s["raw_lean"] / per_s["ours"], 3),
-            "runs_per_s": {name: [round(r) for r, _ in values] for name, values in samples.items()}}
+    return {
+        "action": action,
+        "iterations": iterations,
+        "runs": runs,
+        "per_s": {name: round(value) for name, value in per_s.items()},
+        "cpu_us_per_call": {name: round(value) for name, value in cpu.items()},
+        "ratio": round(per_s["raw"] / per_s["ours"], 3),
+        "ratio_lean": round(per_s["raw_lean"] / per_s["ours"], 3),
+        "runs_per_s": {name: [round(r) for r, _ in values] for name, values in samples.items()},
+    }
 
 
 def report(result: dict) -> str:
-    lines = [f"{result['action']} (median of {result['runs']} runs x {result['iterations']} calls)",
-             f"  {'side':38} {'calls/s':>8} {'CPU us/call':>12}"]
+    lines = [
+        f"{result['action']} (median of {result['runs']} runs x {result['iterations']} calls)",
+        f"  {'side':38} {'calls/s':>8} {'CPU us/call':>12}",
+    ]
     for name, title in SIDES.items():
         lines.append(f"  {title:38} {result['per_s'][name]:8d} {result['cpu_us_per_call'][name]:12d}")
-    lines.append(f"  ratio raw/ours = {result['ratio']:.3f} (target <= 1.10); "
-                 f"vs trust_env off = {result['ratio_lean']:.3f}")
+    lines.append(
+        f"  ratio raw/ours = {result['ratio']:.3f} (target <= 1.10); "
+        f"vs trust_env off = {result['ratio_lean']:.3f}"
+    )
     return "\n".join(lines)
 
 

@@ -145,8 +145,11 @@ def _bare_client(conn: Any, url: str, messages: int, threads: int) -> None:
     import requests
 
     left, lock, stamps = [messages], threading.Lock(), []
-    headers = {"Authorization": f"Bearer {INTERCOM_TOKEN}", "Intercom-Version": "2.8",
-               "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {INTERCOM_TOKEN}",
+        "Intercom-Version": "2.8",
+        "Accept": "application/json",
+    }
 
     def loop() -> None:
         session = requests.Session()
@@ -184,8 +187,9 @@ def run_bare(fakes: Fakes, messages: int, prefetch: int, timeout: float) -> Resu
         if proc.is_alive():
             proc.kill()
     nan = float("nan")
-    return Result(msg_per_s=(count - 1) / max(last - first, 1e-6), cpu_ms=nan, ctx=nan, rss_mb=nan,
-                  startup_s=nan)
+    return Result(
+        msg_per_s=(count - 1) / max(last - first, 1e-6), cpu_ms=nan, ctx=nan, rss_mb=nan, startup_s=nan
+    )
 
 
 # --- measuring a process ----------------------------------------------------------------------------
@@ -221,8 +225,10 @@ def threads_switches(pid: int) -> dict[str, int]:
                 name = fh.read().strip()
             with open(f"/proc/{pid}/task/{task}/status", encoding="ascii") as fh:
                 out[f"{name}:{n}"] = sum(
-                    int(line.split()[1]) for line in fh
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+                    int(line.split()[1])
+                    for line in fh
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+                )
         except OSError:
             continue
     return out
@@ -246,8 +252,14 @@ class Result:
     threads: dict[str, float] = field(default_factory=dict)  # context switches per message, by thread
 
 
-def observe(proc: subprocess.Popen, spawned: float, count_outputs: Callable[[], int], total: int,
-            timeout: float, log_path: Path) -> Result:
+def observe(
+    proc: subprocess.Popen,
+    spawned: float,
+    count_outputs: Callable[[], int],
+    total: int,
+    timeout: float,
+    log_path: Path,
+) -> Result:
     """Poll the output queue until `total` outputs; sample the process at the first and the last."""
     deadline = time.monotonic() + timeout
     first: tuple[float, int, float, int, dict[str, int]] | None = None
@@ -255,18 +267,28 @@ def observe(proc: subprocess.Popen, spawned: float, count_outputs: Callable[[], 
         depth = count_outputs()
         now = time.monotonic()
         if depth and first is None:
-            first = (now, depth, cpu_seconds(proc.pid), context_switches(proc.pid),
-                     threads_switches(proc.pid))
+            first = (
+                now,
+                depth,
+                cpu_seconds(proc.pid),
+                context_switches(proc.pid),
+                threads_switches(proc.pid),
+            )
         if depth >= total:
             break
         if proc.poll() is not None:
             raise RuntimeError(f"the runtime exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         if now > deadline:
-            raise RuntimeError(f"only {depth} of {total} outputs after {timeout:.0f}s:\n"
-                               f"{log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"only {depth} of {total} outputs after {timeout:.0f}s:\n{log_path.read_text()[-3000:]}"
+            )
         time.sleep(0.005)
-    cpu, ctx, threads, rss = cpu_seconds(proc.pid), context_switches(proc.pid), threads_switches(proc.pid), \
-        peak_rss_mb(proc.pid)
+    cpu, ctx, threads, rss = (
+        cpu_seconds(proc.pid),
+        context_switches(proc.pid),
+        threads_switches(proc.pid),
+        peak_rss_mb(proc.pid),
+    )
     assert first is not None
     done = max(total - first[1], 1)
     return Result(
@@ -286,9 +308,12 @@ def base_env(extra: int) -> dict[str, str]:
     for i in range(extra // 6 + 1):
         name, ip, port = f"BENCH_SVC_{i}", f"10.96.{i // 250}.{i % 250 + 1}", 8000 + i
         for key, value in (
-            (f"{name}_SERVICE_HOST", ip), (f"{name}_SERVICE_PORT", str(port)),
-            (f"{name}_PORT", f"tcp://{ip}:{port}"), (f"{name}_PORT_{port}_TCP", f"tcp://{ip}:{port}"),
-            (f"{name}_PORT_{port}_TCP_PROTO", "tcp"), (f"{name}_PORT_{port}_TCP_ADDR", ip),
+            (f"{name}_SERVICE_HOST", ip),
+            (f"{name}_SERVICE_PORT", str(port)),
+            (f"{name}_PORT", f"tcp://{ip}:{port}"),
+            (f"{name}_PORT_{port}_TCP", f"tcp://{ip}:{port}"),
+            (f"{name}_PORT_{port}_TCP_PROTO", "tcp"),
+            (f"{name}_PORT_{port}_TCP_ADDR", ip),
         ):
             if extra > 0:
                 env[key] = value
@@ -311,23 +336,38 @@ def install_original(workdir: Path) -> Path:
     """`npm ci --omit=dev` of the original component in a temporary copy; the ferryman's runGlobal.js."""
     source = next((p for p in (PEER_DIR, PEER_DIR_ALT) if p.is_dir()), None)
     if source is None:
-        raise SystemExit(f"the original component is not at {PEER_DIR} nor {PEER_DIR_ALT} "
-                         "(see ../shared/peers/README.md); --only ours runs without it")
+        raise SystemExit(
+            f"the original component is not at {PEER_DIR} nor {PEER_DIR_ALT} "
+            "(see ../shared/peers/README.md); --only ours runs without it"
+        )
     target = workdir / "intercom-component-original"
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules"))
     for path in [target, *target.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     npm = shutil.which("npm")
     assert npm, "npm is needed to run the original component"
-    subprocess.run([npm, "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=target, check=True,
-                   capture_output=True, timeout=900)
+    subprocess.run(
+        [npm, "ci", "--omit=dev", "--no-audit", "--no-fund"],
+        cwd=target,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     script = target / "node_modules" / "@openintegrationhub" / "ferryman" / "runGlobal.js"
     assert script.is_file(), f"{script} missing after npm ci"
     return script
 
 
-def run_oih(side: str, fakes: Fakes, messages: int, extra_env: int, prefetch: int, timeout: float,
-            ferryman: Path | None, logdir: Path) -> Result:
+def run_oih(
+    side: str,
+    fakes: Fakes,
+    messages: int,
+    extra_env: int,
+    prefetch: int,
+    timeout: float,
+    ferryman: Path | None,
+    logdir: Path,
+) -> Result:
     from tests.oih.harness import DATA_KEY, Broker, Topology, make_token, token_claims
 
     topo = Topology(prefix="b10" + uuid.uuid4().hex[:8])
@@ -339,22 +379,30 @@ def run_oih(side: str, fakes: Fakes, messages: int, extra_env: int, prefetch: in
     log_path = logdir / f"{side}-{topo.prefix}.log"
     proc: subprocess.Popen | None = None
     try:
-        fields = ({"server": "custom", "otherServer": fakes.intercom_url} if side == "ours"
-                  else {"server": "--- Custom URL", "otherServer": fakes.intercom_url})
-        token = make_token(**token_claims(topo.flow_id, topo.step_id, "ShowContact", fields=fields,
-                                          secretId=SECRET_ID))
+        fields = (
+            {"server": "custom", "otherServer": fakes.intercom_url}
+            if side == "ours"
+            else {"server": "--- Custom URL", "otherServer": fakes.intercom_url}
+        )
+        token = make_token(
+            **token_claims(topo.flow_id, topo.step_id, "ShowContact", fields=fields, secretId=SECRET_ID)
+        )
         body = {"data": {"id": fakes.contact_id}, "metadata": {}}
         for i in range(messages):
             broker.send(body, token=token, headers={"messageId": f"m{i}-{uuid.uuid4().hex[:8]}"})
         while broker.count(topo.input_queue) < messages:
             broker.conn.sleep(0.05)
         env = {**base_env(extra_env), **topo.env(services_url=fakes.oih_url)}
-        env.update({
-            "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
-            "ELASTICIO_OUTPUT_RATE_LIMIT": "1000000", "ELASTICIO_ERROR_RATE_LIMIT": "1000000",
-            "ELASTICIO_SNAPSHOT_RATE_LIMIT": "1000000", "ELASTICIO_DATAHUB_BASE_URL": "false",
-            "LOG_LEVEL": "warn",
-        })
+        env.update(
+            {
+                "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
+                "ELASTICIO_OUTPUT_RATE_LIMIT": "1000000",
+                "ELASTICIO_ERROR_RATE_LIMIT": "1000000",
+                "ELASTICIO_SNAPSHOT_RATE_LIMIT": "1000000",
+                "ELASTICIO_DATAHUB_BASE_URL": "false",
+                "LOG_LEVEL": "warn",
+            }
+        )
         if side == "ours":
             env["ELASTICIO_COMPONENT_PATH"] = str(REPO)
             cmd, cwd = [sys.executable, "-m", "elasticio_sailor", "run"], REPO
@@ -377,8 +425,9 @@ def run_oih(side: str, fakes: Fakes, messages: int, extra_env: int, prefetch: in
 
 
 # --- elastic.io: ours and the Node sailor ---------------------------------------------------------------
-def run_elasticio(side: str, messages: int, prefetch: int, timeout: float, node_sailor: Path | None,
-                  logdir: Path) -> Result:
+def run_elasticio(
+    side: str, messages: int, prefetch: int, timeout: float, node_sailor: Path | None, logdir: Path
+) -> Result:
     from bench.worker import fill
     from tests.interop.node_peer import NODE_COMPONENT
     from tests.sailor.integration.harness import FIXTURE, Broker, FakePlatform, worker_env
@@ -392,8 +441,13 @@ def run_elasticio(side: str, messages: int, prefetch: int, timeout: float, node_
             fill(broker, messages, 1)
             env = worker_env(broker, platform, "echo")
             env = {**base_env(0), **{k: v for k, v in env.items() if k.startswith("ELASTICIO_")}}
-            env.update({"ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
-                        "ELASTICIO_DATA_RATE_LIMIT": "1000000", "LOG_LEVEL": "warn"})
+            env.update(
+                {
+                    "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": str(prefetch),
+                    "ELASTICIO_DATA_RATE_LIMIT": "1000000",
+                    "LOG_LEVEL": "warn",
+                }
+            )
             if side == "ours":
                 cmd, cwd = [sys.executable, "-m", "elasticio_sailor", "run"], FIXTURE
             else:
@@ -446,6 +500,7 @@ def _run(args: argparse.Namespace) -> int:
         node_sailor = None
         if "node" in e_sides:
             from tests.interop.node_peer import ensure_node_sailor
+
             node_sailor = ensure_node_sailor()
         logdir = workdir / "logs"
         logdir.mkdir()
@@ -453,28 +508,82 @@ def _run(args: argparse.Namespace) -> int:
             for _ in range(max(1, args.rounds)):
                 plan: list[tuple[str, Callable[[], Result]]] = []
                 for side in sides:
-                    plan.append((f"latency/{side}", lambda s=side: (
-                        fakes.delay(args.latency_ms / 1000),
-                        run_oih(s, fakes, args.latency_messages, 0, args.prefetch, args.timeout, ferryman,
-                                logdir))[1]))
+                    plan.append(
+                        (
+                            f"latency/{side}",
+                            lambda s=side: (
+                                fakes.delay(args.latency_ms / 1000),
+                                run_oih(
+                                    s,
+                                    fakes,
+                                    args.latency_messages,
+                                    0,
+                                    args.prefetch,
+                                    args.timeout,
+                                    ferryman,
+                                    logdir,
+                                ),
+                            )[1],
+                        )
+                    )
                 if "ours" in sides:
-                    plan.append(("latency/bare", lambda: (
-                        fakes.delay(args.latency_ms / 1000),
-                        run_bare(fakes, args.latency_messages, args.prefetch, args.timeout))[1]))
+                    plan.append(
+                        (
+                            "latency/bare",
+                            lambda: (
+                                fakes.delay(args.latency_ms / 1000),
+                                run_bare(fakes, args.latency_messages, args.prefetch, args.timeout),
+                            )[1],
+                        )
+                    )
                 for side in sides:
-                    plan.append((f"cpu/{side}", lambda s=side: (
-                        fakes.delay(0),
-                        run_oih(s, fakes, args.cpu_messages, 0, args.prefetch, args.timeout, ferryman,
-                                logdir))[1]))
+                    plan.append(
+                        (
+                            f"cpu/{side}",
+                            lambda s=side: (
+                                fakes.delay(0),
+                                run_oih(
+                                    s,
+                                    fakes,
+                                    args.cpu_messages,
+                                    0,
+                                    args.prefetch,
+                                    args.timeout,
+                                    ferryman,
+                                    logdir,
+                                ),
+                            )[1],
+                        )
+                    )
                 if args.extra_env:
                     for side in sides:
-                        plan.append((f"cpu+env/{side}", lambda s=side: (
-                            fakes.delay(0),
-                            run_oih(s, fakes, args.cpu_messages, args.extra_env, args.prefetch, args.timeout,
-                                    ferryman, logdir))[1]))
+                        plan.append(
+                            (
+                                f"cpu+env/{side}",
+                                lambda s=side: (
+                                    fakes.delay(0),
+                                    run_oih(
+                                        s,
+                                        fakes,
+                                        args.cpu_messages,
+                                        args.extra_env,
+                                        args.prefetch,
+                                        args.timeout,
+                                        ferryman,
+                                        logdir,
+                                    ),
+                                )[1],
+                            )
+                        )
                 for side in e_sides:
-                    plan.append((f"elasticio/{side}", lambda s=side: run_elasticio(
-                        s, args.cpu_messages, args.prefetch, args.timeout, node_sailor, logdir)))
+                    plan.append(
+                        (
+                            f"elasticio/{side}",
+                            lambda s=side: run_elasticio(
+                                s, args.cpu_messages, args.prefetch, args.timeout, node_sailor, logdir
+                            ),
+                        )
+                    )
                 for name, run in plan:
                     samples.setdefault(name, []).append(run())
                     print(f"  {name}: {_short(samples[name][-1])}", file=sys.stderr, flush=True)
@@ -486,13 +595,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _short(r: Result) -> str:
-    return (f"{r.msg_per_s:.0f} msg/s, {r.cpu_ms:.2f} ms CPU/msg, {r.ctx:.1f} cs/msg, {r.rss_mb:.0f} MB, "
-            f"start {r.startup_s:.2f} s")
+    return (
+        f"{r.msg_per_s:.0f} msg/s, {r.cpu_ms:.2f} ms CPU/msg, {r.ctx:.1f} cs/msg, {r.rss_mb:.0f} MB, "
+        f"start {r.startup_s:.2f} s"
+    )
 
 
 def summarise(samples: dict[str, list[Result]], args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"rounds": args.rounds, "prefetch": args.prefetch, "latency_ms": args.latency_ms,
-                           "ideal_msg_per_s": args.prefetch / (args.latency_ms / 1000), "runs": {}}
+    out: dict[str, Any] = {
+        "rounds": args.rounds,
+        "prefetch": args.prefetch,
+        "latency_ms": args.latency_ms,
+        "ideal_msg_per_s": args.prefetch / (args.latency_ms / 1000),
+        "runs": {},
+    }
     for name, results in samples.items():
         out["runs"][name] = {
             "msg_per_s": [round(r.msg_per_s, 1) for r in results],
@@ -500,9 +616,13 @@ def summarise(samples: dict[str, list[Result]], args: argparse.Namespace) -> dic
             "ctx": [round(r.ctx, 1) for r in results],
             "rss_mb": [round(r.rss_mb, 1) for r in results],
             "startup_s": [round(r.startup_s, 3) for r in results],
-            "threads": {k: round(median([r.threads.get(k, 0.0) for r in results]), 1)
-                        for k in sorted({k for r in results for k in r.threads},
-                                        key=lambda k: (k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])))},
+            "threads": {
+                k: round(median([r.threads.get(k, 0.0) for r in results]), 1)
+                for k in sorted(
+                    {k for r in results for k in r.threads},
+                    key=lambda k: (k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])),
+                )
+            },
         }
     return out
 
@@ -522,44 +642,73 @@ def render(table: dict[str, Any], args: argparse.Namespace) -> str:
 
     ideal = table["ideal_msg_per_s"]
     rows = [
-        (f"{args.latency_ms:g} ms API latency, {args.latency_messages} msgs: msg/s (ideal {ideal:.0f})",
-         "latency", "msg_per_s", ".0f"),
+        (
+            f"{args.latency_ms:g} ms API latency, {args.latency_messages} msgs: msg/s (ideal {ideal:.0f})",
+            "latency",
+            "msg_per_s",
+            ".0f",
+        ),
         (f"no latency, {args.cpu_messages} msgs: CPU ms per message", "cpu", "cpu_ms", ".2f"),
         (f"same, with {args.extra_env} extra environment variables: CPU ms/msg", "cpu+env", "cpu_ms", ".2f"),
         ("context switches per message (no latency)", "cpu", "ctx", ".1f"),
         ("peak RSS, MB (no latency)", "cpu", "rss_mb", ".0f"),
         ("start-up to first output, s", "cpu", "startup_s", ".2f"),
     ]
-    lines = [f"OIH dialect, ShowContact, prefetch {args.prefetch}, medians of {table['rounds']} interleaved "
-             "rounds (min-max)", "", "| | ours | original | ours/original |", "|---|---|---|---|"]
+    lines = [
+        f"OIH dialect, ShowContact, prefetch {args.prefetch}, medians of {table['rounds']} interleaved "
+        "rounds (min-max)",
+        "",
+        "| | ours | original | ours/original |",
+        "|---|---|---|---|",
+    ]
     for label, scenario, key, fmt in rows:
         ours, orig = med(f"{scenario}/ours", key), med(f"{scenario}/original", key)
         ratio = f"{ours / orig:.2f}" if orig == orig and orig else "-"
-        lines.append(f"| {label} | {cell(scenario + '/ours', key, fmt)} | "
-                     f"{cell(scenario + '/original', key, fmt)} | {ratio} |")
+        lines.append(
+            f"| {label} | {cell(scenario + '/ours', key, fmt)} | "
+            f"{cell(scenario + '/original', key, fmt)} | {ratio} |"
+        )
     lat = med("latency/ours", "msg_per_s")
-    lines.append(f"\nlatency-bound: ours {lat / ideal:.2f} of prefetch/latency "
-                 f"(original {med('latency/original', 'msg_per_s') / ideal:.2f}; target >= 0.9)")
+    lines.append(
+        f"\nlatency-bound: ours {lat / ideal:.2f} of prefetch/latency "
+        f"(original {med('latency/original', 'msg_per_s') / ideal:.2f}; target >= 0.9)"
+    )
     if "latency/bare" in runs:
         bare = med("latency/bare", "msg_per_s")
-        lines.append(f"ceiling: {args.prefetch} bare requests threads, no AMQP, same fake: "
-                     f"{cell('latency/bare', 'msg_per_s', '.0f')} msg/s = {bare / ideal:.2f} of "
-                     f"prefetch/latency; ours / bare {lat / bare:.2f}")
+        lines.append(
+            f"ceiling: {args.prefetch} bare requests threads, no AMQP, same fake: "
+            f"{cell('latency/bare', 'msg_per_s', '.0f')} msg/s = {bare / ideal:.2f} of "
+            f"prefetch/latency; ours / bare {lat / bare:.2f}"
+        )
     if "elasticio/ours" in runs:
-        lines += ["", f"elastic.io dialect, echo action, {args.cpu_messages} msgs, prefetch {args.prefetch}",
-                  "",
-                  "| | ours | Node sailor 2.7.8 | ours/Node |", "|---|---|---|---|"]
-        for label, key, fmt in (("msg/s", "msg_per_s", ".0f"), ("CPU ms per message", "cpu_ms", ".2f"),
-                                ("context switches per message", "ctx", ".1f"),
-                                ("peak RSS, MB", "rss_mb", ".0f"),
-                                ("start-up to first output, s", "startup_s", ".2f")):
+        lines += [
+            "",
+            f"elastic.io dialect, echo action, {args.cpu_messages} msgs, prefetch {args.prefetch}",
+            "",
+            "| | ours | Node sailor 2.7.8 | ours/Node |",
+            "|---|---|---|---|",
+        ]
+        for label, key, fmt in (
+            ("msg/s", "msg_per_s", ".0f"),
+            ("CPU ms per message", "cpu_ms", ".2f"),
+            ("context switches per message", "ctx", ".1f"),
+            ("peak RSS, MB", "rss_mb", ".0f"),
+            ("start-up to first output, s", "startup_s", ".2f"),
+        ):
             ours, node = med("elasticio/ours", key), med("elasticio/node", key)
             ratio = f"{ours / node:.2f}" if node == node and node else "-"
-            lines.append(f"| {label} | {cell('elasticio/ours', key, fmt)} | "
-                         f"{cell('elasticio/node', key, fmt)} | {ratio} |")
-    lines.append("\ncontext switches per message by thread (median): " + "; ".join(
-        f"{name}: " + ", ".join(f"{k} {v}" for k, v in runs[name]["threads"].items() if v >= 0.5)
-        for name in runs if name.startswith(("cpu/", "elasticio/"))))
+            lines.append(
+                f"| {label} | {cell('elasticio/ours', key, fmt)} | "
+                f"{cell('elasticio/node', key, fmt)} | {ratio} |"
+            )
+    lines.append(
+        "\ncontext switches per message by thread (median): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v}" for k, v in runs[name]["threads"].items() if v >= 0.5)
+            for name in runs
+            if name.startswith(("cpu/", "elasticio/"))
+        )
+    )
     return "\n".join(lines)
 
 

@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--affinity", help="ELASTICIO_SAILOR_CPU_AFFINITY for our worker (unset: off, unpinned); auto: pinned"
     )
-    parser.add_argument("--repeat", type=at_least_one, default=3,
-                        help="rounds (interleaved); the median is reported")
+    parser.add_argument(
+        "--repeat", type=at_least_one, default=3, help="rounds (interleaved); the median is reported"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     kinds = args.only or ["python", "raw", "node"]

@@ -8,6 +8,7 @@
   contains as a ``/``-separated piece, ``.`` or ``..`` is refused by ``dot_segment_error``: a server or proxy
   that decodes ``%2F`` would otherwise resolve it to another operation (``DELETE /companies/{id}``).
 """
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,13 @@ def precheck(data: Any, root: str = "") -> list[dict[str, str]]:
         else:
             continue
         if depth >= MAX_DEPTH:
-            errors.append({"field": path or "(root)", "rule": "maxDepth",
-                           "message": f"nests deeper than {MAX_DEPTH} levels"})
+            errors.append(
+                {
+                    "field": path or "(root)",
+                    "rule": "maxDepth",
+                    "message": f"nests deeper than {MAX_DEPTH} levels",
+                }
+            )
             continue
         for key, child in children:
             field = _join(path, key)
@@ -71,9 +77,12 @@ def precheck(data: Any, root: str = "") -> list[dict[str, str]]:
 def dot_segment_error(name: str, value: Any) -> dict[str, str] | None:
     """The validation error for a path parameter that would add or remove a path segment, else None."""
     if isinstance(value, str) and _DOT_PIECE.search(value):
-        return {"field": name, "rule": "pathSegment",
-                "message": "must not be '.' or '..' (or contain them between slashes): it would change "
-                           "which Intercom operation is called"}
+        return {
+            "field": name,
+            "rule": "pathSegment",
+            "message": "must not be '.' or '..' (or contain them between slashes): it would change "
+            "which Intercom operation is called",
+        }
     return None
 
 

@@ -19,6 +19,7 @@ Metadata decision: the outgoing metadata is a shallow copy of the incoming one (
 object's ``id`` or removed when the result is not one object (pages, lists, empty answers without an
 ``id`` path parameter): an incoming ``recordUid`` names a record of another application.
 """
+
 from __future__ import annotations
 
 import base64
@@ -106,8 +107,9 @@ def _fast_error(error: Any) -> js_exceptions.ValidationError:
 
     rule = type(error.kind).__name__
     rule = rule[:1].lower() + rule[1:]  # Pattern -> pattern, as the keyword is spelt
-    return ReferenceValidationError(str(error.message), validator=rule, path=list(error.instance_path),
-                                    instance=error.instance, schema={})
+    return ReferenceValidationError(
+        str(error.message), validator=rule, path=list(error.instance_path), instance=error.instance, schema={}
+    )
 
 
 def _compiled_validator(schema_path: Path | None, schema: dict[str, Any] | None, key: str) -> SchemaValidator:
@@ -164,20 +166,28 @@ def _describe(error: js_exceptions.ValidationError) -> list[dict[str, str]]:
     instance = error.instance
     if rule == "required" and isinstance(instance, dict):
         missing = [name for name in error.validator_value if name not in instance]
-        return [{"field": _join(error.absolute_path, name), "rule": rule, "message": "is required"}
-                for name in missing] or [{"field": _field(error.absolute_path), "rule": rule,
-                                          "message": _cut(error.message)}]
+        return [
+            {"field": _join(error.absolute_path, name), "rule": rule, "message": "is required"}
+            for name in missing
+        ] or [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(error.message)}]
     if rule == "additionalProperties" and isinstance(instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
-        extra = [name for name in instance if name not in known
-                 and not any(re.search(p, name) for p in patterns)]
-        return [{"field": _join(error.absolute_path, name), "rule": rule, "message": "is not allowed"}
-                for name in extra] or [{"field": _field(error.absolute_path), "rule": rule,
-                                        "message": _cut(error.message)}]
+        extra = [
+            name for name in instance if name not in known and not any(re.search(p, name) for p in patterns)
+        ]
+        return [
+            {"field": _join(error.absolute_path, name), "rule": rule, "message": "is not allowed"}
+            for name in extra
+        ] or [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(error.message)}]
     if rule == "oneOf" and not error.context:
-        return [{"field": _field(error.absolute_path), "rule": rule,
-                 "message": "matches more than one of the allowed forms; exactly one must match"}]
+        return [
+            {
+                "field": _field(error.absolute_path),
+                "rule": rule,
+                "message": "matches more than one of the allowed forms; exactly one must match",
+            }
+        ]
     if rule in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match  # imported when a message is invalid (see reference)
 
@@ -185,8 +195,10 @@ def _describe(error: js_exceptions.ValidationError) -> list[dict[str, str]]:
         while best.validator in ("oneOf", "anyOf") and best.context:  # the innermost failing branch
             best = best_match(best.context)
         closest = _describe(best)[0]
-        message = (f"matches none of the allowed forms (closest: {closest['field']}: {closest['message']},"
-                   f" rule {closest['rule']})")
+        message = (
+            f"matches none of the allowed forms (closest: {closest['field']}: {closest['message']},"
+            f" rule {closest['rule']})"
+        )
         return [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(message)}]
     return [{"field": _field(error.absolute_path), "rule": rule, "message": _cut(error.message)}]
 
@@ -247,7 +259,8 @@ def emit_behaviour(cfg: dict[str, Any]) -> str:
                 return known
     raise ConfigurationError(
         f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}; got {str(value)[:40]!r}",
-        field="emitBehaviour")
+        field="emitBehaviour",
+    )
 
 
 class Operation:
@@ -303,8 +316,9 @@ class Operation:
         root = Path(component_root) if component_root is not None else COMPONENT_ROOT
         self._schema_path = Path(schema_dir or root / "schemas") / f"{action_id}.in.json"
         self._schema = schema
-        self._schema_key = (f"inline:{action_id}:{id(schema)}" if schema is not None
-                            else str(self._schema_path))
+        self._schema_key = (
+            f"inline:{action_id}:{id(schema)}" if schema is not None else str(self._schema_path)
+        )
         self._validator: Any = None
 
     def __repr__(self) -> str:
@@ -320,8 +334,10 @@ class Operation:
     def prepare(self, data: Any, cfg: dict[str, Any]) -> dict[str, Any]:
         """Normalise ``msg.data`` (aliases, cfg fill-in, flat body) and validate it; raise ValidationError."""
         if not isinstance(data, dict):
-            raise ValidationError(self.action_id, [{"field": "(root)", "rule": "type",
-                                                    "message": "the message data must be a JSON object"}])
+            raise ValidationError(
+                self.action_id,
+                [{"field": "(root)", "rule": "type", "message": "the message data must be a JSON object"}],
+            )
         data = dict(data)  # shallow: the body itself is never copied
         for name, alternatives in self.aliases.items():
             if data.get(name) is None:
@@ -339,8 +355,11 @@ class Operation:
                 data["requestBody"] = body
         for name in self.cfg_body_fields:  # e.g. ticket_type_id chosen in a step field (2.16 tickets)
             body = data.get("requestBody")
-            if cfg.get(name) not in (None, "") and (body is None or isinstance(body, dict)) and \
-                    (body or {}).get(name) is None:
+            if (
+                cfg.get(name) not in (None, "")
+                and (body is None or isinstance(body, dict))
+                and (body or {}).get(name) is None
+            ):
                 data["requestBody"] = {**(body or {}), name: cfg[name]}
         errors = inputs.precheck(data)
         if errors:  # strings the HTTP stack cannot encode, too deep nesting: before the validators see it
@@ -369,14 +388,20 @@ class Operation:
         if self.path_params:
             missing = [n for n in self.path_params if data.get(n) in (None, "")]
             if missing:
-                raise ValidationError(self.action_id, [
-                    {"field": n, "rule": "required", "message": "path parameter is required"}
-                    for n in missing])
+                raise ValidationError(
+                    self.action_id,
+                    [
+                        {"field": n, "rule": "required", "message": "path parameter is required"}
+                        for n in missing
+                    ],
+                )
             dots = [e for e in (inputs.dot_segment_error(n, data[n]) for n in self.path_params) if e]
             if dots:
                 raise ValidationError(self.action_id, dots)
-            path = "".join(part if i % 2 == 0 else inputs.path_segment(data[part])
-                           for i, part in enumerate(self._path_parts))
+            path = "".join(
+                part if i % 2 == 0 else inputs.path_segment(data[part])
+                for i, part in enumerate(self._path_parts)
+            )
         params: list[tuple[str, Any]] = []
         for name in self.query_params:
             value = data.get(name)
@@ -394,8 +419,12 @@ class Operation:
             if value not in (None, ""):
                 headers = headers or {}
                 headers[name] = str(value)
-        return {"path": path, "params": params or None, "headers": headers,
-                "json": data.get("requestBody") if self.has_body else None}
+        return {
+            "path": path,
+            "params": params or None,
+            "headers": headers,
+            "json": data.get("requestBody") if self.has_body else None,
+        }
 
     # ----------------------------------------------------------------------------------------- run
     def process(self, ctx: Any, msg: Any, cfg: dict[str, Any], snapshot: Any = None) -> Any:
@@ -411,8 +440,11 @@ class Operation:
         if self.items_key:
             logger = getattr(ctx, "logger", None) or log
             limit = pagination.max_pages(cfg) if self.pagination else 1
-            return auth_retry.iterate(lambda c: self._list_messages(c, request, behaviour or "emitPage",
-                                                                    metadata, logger, limit), client, cfg)
+            return auth_retry.iterate(
+                lambda c: self._list_messages(c, request, behaviour or "emitPage", metadata, logger, limit),
+                client,
+                cfg,
+            )
         return auth_retry.call(lambda c: self._single_message(c, request, data, metadata), client, cfg)
 
     def _metadata(self, metadata: dict[str, Any], record_id: Any) -> dict[str, Any]:
@@ -423,18 +455,28 @@ class Operation:
             out["recordUid"] = str(record_id)
         return out
 
-    def _single_message(self, client: IntercomClient, request: dict[str, Any], data: dict[str, Any],
-                        metadata: dict[str, Any]) -> dict[str, Any]:
-        response = client.request(self.method, request["path"], params=request["params"],
-                                  json=request["json"], headers=request["headers"],
-                                  idempotent=self.idempotent)
+    def _single_message(
+        self, client: IntercomClient, request: dict[str, Any], data: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = client.request(
+            self.method,
+            request["path"],
+            params=request["params"],
+            json=request["json"],
+            headers=request["headers"],
+            idempotent=self.idempotent,
+        )
         content = response.content
         status = response.status_code
         if self.response == "binary":
-            body = {"contentType": client.redacted(response.headers.get("Content-Type",
-                                                                        "application/octet-stream"), 200),
-                    "size": len(content), "encoding": "base64",
-                    "content": base64.b64encode(content).decode("ascii")}
+            body = {
+                "contentType": client.redacted(
+                    response.headers.get("Content-Type", "application/octet-stream"), 200
+                ),
+                "size": len(content),
+                "encoding": "base64",
+                "content": base64.b64encode(content).decode("ascii"),
+            }
             disposition = response.headers.get("Content-Disposition")
             if disposition:
                 body["contentDisposition"] = client.redacted(disposition, 500)
@@ -451,27 +493,45 @@ class Operation:
         except answers.TooDeep as exc:
             raise answers.invalid(str(exc), response, method=self.method, path=request["path"]) from None
         except ValueError:
-            body = {"status": status, "action": self.action_id, "result": "non-JSON response",
-                    "contentType": client.redacted(response.headers["Content-Type"], 200)
-                    if response.headers.get("Content-Type") is not None else None,
-                    "text": client.redacted(content[:10000].decode("utf-8", "replace"), 10000)}
+            body = {
+                "status": status,
+                "action": self.action_id,
+                "result": "non-JSON response",
+                "contentType": client.redacted(response.headers["Content-Type"], 200)
+                if response.headers.get("Content-Type") is not None
+                else None,
+                "text": client.redacted(content[:10000].decode("utf-8", "replace"), 10000),
+            }
             return {"data": body, "metadata": self._metadata(metadata, None)}
         if isinstance(body, list):  # a JSON array (2.16 fin_voice calls of a conversation): one object
             body = {"type": "list", "data": body}
         record_id = body.get("id") if isinstance(body, dict) else None
         return _HandedOver(data=body, metadata=self._metadata(metadata, record_id))
 
-    def _pages(self, client: IntercomClient, request: dict[str, Any],
-               logger: logging.Logger, limit: int) -> Iterator[Any]:
+    def _pages(
+        self, client: IntercomClient, request: dict[str, Any], logger: logging.Logger, limit: int
+    ) -> Iterator[Any]:
         if self.pagination:
-            yield from client.paginate(self.method, request["path"], style=self.pagination,
-                                       params=request["params"], json=request["json"],
-                                       headers=request["headers"], items_key=self.items_key or "data",
-                                       logger=logger, max_pages=limit)
+            yield from client.paginate(
+                self.method,
+                request["path"],
+                style=self.pagination,
+                params=request["params"],
+                json=request["json"],
+                headers=request["headers"],
+                items_key=self.items_key or "data",
+                logger=logger,
+                max_pages=limit,
+            )
         else:
-            page = client.request_json(self.method, request["path"], params=request["params"],
-                                       json=request["json"], headers=request["headers"],
-                                       idempotent=self.idempotent)
+            page = client.request_json(
+                self.method,
+                request["path"],
+                params=request["params"],
+                json=request["json"],
+                headers=request["headers"],
+                idempotent=self.idempotent,
+            )
             if page is not None:
                 answers.page(page, self.items_key or "data", method=self.method, path=request["path"])
             yield page
@@ -488,9 +548,15 @@ class Operation:
         items = page.get(self.items_key) if self.items_key in page else page.get("data")
         return items if isinstance(items, list) else []
 
-    def _list_messages(self, client: IntercomClient, request: dict[str, Any], behaviour: str,
-                       metadata: dict[str, Any], logger: logging.Logger,
-                       limit: int = pagination.DEFAULT_MAX_PAGES) -> Iterator[dict[str, Any]]:
+    def _list_messages(
+        self,
+        client: IntercomClient,
+        request: dict[str, Any],
+        behaviour: str,
+        metadata: dict[str, Any],
+        logger: logging.Logger,
+        limit: int = pagination.DEFAULT_MAX_PAGES,
+    ) -> Iterator[dict[str, Any]]:
         key = (self.items_key or "data").rsplit(".", 1)[-1]
         pages = self._pages(client, request, logger, limit)
         if behaviour == "emitPage":
@@ -508,8 +574,12 @@ class Operation:
                 for page in pages:
                     collected.extend(self._items(page))
             except pagination.PaginationError:  # what was fetched is emitted, then the error
-                yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
-                                  metadata=self._metadata(metadata, None))
+                yield _HandedOver(
+                    data={"type": "list", key: collected, "total": len(collected)},
+                    metadata=self._metadata(metadata, None),
+                )
                 raise
-            yield _HandedOver(data={"type": "list", key: collected, "total": len(collected)},
-                              metadata=self._metadata(metadata, None))
+            yield _HandedOver(
+                data={"type": "list", key: collected, "total": len(collected)},
+                metadata=self._metadata(metadata, None),
+            )

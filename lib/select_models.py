@@ -4,6 +4,7 @@ Each function takes the step's cfg (credentials + fields) and returns ``{value: 
 Labels add a second detail where names are often ambiguous (admins: e-mail). Paginated endpoints are followed
 to the end; the others answer in one response.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -27,8 +28,9 @@ __all__ = [
 API_2_16 = {"Intercom-Version": "2.16"}  # tickets are API 2.16 resources (see README, API versions)
 
 
-def _items(cfg: dict, path: str, key: str, params: dict | None = None,
-           headers: dict | None = None) -> list[dict]:
+def _items(
+    cfg: dict, path: str, key: str, params: dict | None = None, headers: dict | None = None
+) -> list[dict]:
     body = IntercomClient.from_cfg(cfg).request_json("GET", path, params=params, headers=headers)
     return answers.items(body, key, method="GET", path=path)
 
@@ -49,8 +51,10 @@ def _options(items: Iterable[dict], value: str, label) -> dict[str, str]:
 
 def admins(cfg: dict) -> dict[str, str]:
     """Teammates (GET /admins): ``id -> "Name (email)"``."""
+
     def label(a: dict) -> str:
         return f"{a.get('name') or a['id']} ({a['email']})" if a.get("email") else a.get("name")
+
     return _options(_items(cfg, "/admins", "admins"), "id", label)
 
 
@@ -66,16 +70,20 @@ def tags(cfg: dict) -> dict[str, str]:
 
 def segments(cfg: dict) -> dict[str, str]:
     """Segments (GET /segments): ``id -> "name (users|leads)"``."""
+
     def label(s: dict) -> str:
         kind = {"user": "users", "lead": "leads"}.get(s.get("person_type") or "")
         return f"{s.get('name')} ({kind})" if kind and s.get("name") else s.get("name")
+
     return _options(_items(cfg, "/segments", "segments"), "id", label)
 
 
 def subscription_types(cfg: dict) -> dict[str, str]:
     """Subscription types (GET /subscription_types): ``id -> default translation's name``."""
+
     def label(s: dict) -> str:
         return ((s.get("default_translation") or {}).get("name")) or s.get("id")
+
     return _options(_items(cfg, "/subscription_types", "data"), "id", label)
 
 
@@ -91,13 +99,17 @@ def data_attributes(cfg: dict) -> dict[str, str]:
     def label(a: dict) -> str:
         text = a.get("label") or a.get("name")
         return f"{text} (custom)" if a.get("custom") else text
+
     return _options(items, "full_name", label)
 
 
 def help_centers(cfg: dict) -> dict[str, str]:
     """Help centers (GET /help_center/help_centers): ``id -> display_name``."""
-    return _options(_items(cfg, "/help_center/help_centers", "data"), "id",
-                    lambda h: h.get("display_name") or h.get("identifier"))
+    return _options(
+        _items(cfg, "/help_center/help_centers", "data"),
+        "id",
+        lambda h: h.get("display_name") or h.get("identifier"),
+    )
 
 
 def collections(cfg: dict) -> dict[str, str]:
@@ -115,6 +127,7 @@ def ticket_types(cfg: dict) -> dict[str, str]:
 
     def label(t: dict) -> str:
         return f"{t.get('name')} ({t['category']})" if t.get("category") and t.get("name") else t.get("name")
+
     return _options(items, "id", label)
 
 
@@ -126,4 +139,5 @@ def ticket_states(cfg: dict) -> dict[str, str]:
     def label(s: dict) -> str:
         text = s.get("internal_label") or s.get("external_label")
         return f"{text} ({s['category']})" if text and s.get("category") else text
+
     return _options(items, "id", label)

@@ -3,6 +3,7 @@
 Returns ``{"verified": bool, "reason"?: str}`` and never raises: the platform shows the reason to the
 user, so it must be readable (no traceback) and must never contain the token.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,7 +45,9 @@ def verify(cfg: dict[str, Any]) -> dict[str, Any]:
         log.warning("credential verification failed: %s", type(exc).__name__)
         return {"verified": False, "reason": scrub(f"Verification failed: {type(exc).__name__}", token)}
     if not isinstance(me, dict):
-        return {"verified": False,
-                "reason": f"Intercom answered an unexpected shape at (root) of GET /me: expected an admin "
-                          f"object, got {answers.kind_of(me)}"}
+        return {
+            "verified": False,
+            "reason": f"Intercom answered an unexpected shape at (root) of GET /me: expected an admin "
+            f"object, got {answers.kind_of(me)}",
+        }
     return {"verified": True}

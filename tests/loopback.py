@@ -4,6 +4,7 @@
 raw request target as sent, headers, body) before it is answered. ``Answer.drip`` sends the body one
 chunk at a time with a pause in between, and ``sent``/``aborted`` tell whether the client went away first.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -84,7 +85,7 @@ class RecordingServer:
                     server.drips.append(drip)
                 try:
                     for index in range(len(answer.body)):
-                        self.wfile.write(answer.body[index:index + 1])
+                        self.wfile.write(answer.body[index : index + 1])
                         self.wfile.flush()
                         drip.sent += 1
                         time.sleep(answer.drip)
@@ -97,8 +98,9 @@ class RecordingServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)  # shutdown waits one poll interval
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )  # shutdown waits one poll interval
 
     def __enter__(self) -> RecordingServer:
         self._thread.start()

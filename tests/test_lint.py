@@ -1,4 +1,5 @@
 """The code base stays `ruff` clean."""
+
 import subprocess
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 """README.md keeps its promises: the two commands first, the actions table in step with component.json,
 and every command it shows runs as it says."""
+
 from __future__ import annotations
 
 import json
@@ -54,12 +55,12 @@ def test_the_two_commands_come_first():
     tests = README.index("<!-- test-command -->")
     assert demo < tests < README.index("\n## ")
     assert "python -m tools.demo" in README[demo:tests]
-    assert "-m pytest" in README[tests:README.index("\n## ")]
+    assert "-m pytest" in README[tests : README.index("\n## ")]
 
 
 def test_ci_runs_exactly_the_readme_test_command():
     """.ci/run extracts the line after the marker; check the extraction finds the README's command."""
-    line = README[README.index("<!-- test-command -->"):].splitlines()[2]
+    line = README[README.index("<!-- test-command -->") :].splitlines()[2]
     script = (ROOT / ".ci" / "run").read_text()
     extraction = re.search(r"test_command=\$\((awk .*README\.md)\)", script)
     assert extraction, ".ci/run no longer reads the README's test command"
@@ -75,34 +76,57 @@ def test_ci_runs_exactly_the_readme_test_command():
 # .venv), so that what they write (cfg.json, snap.json...) stays out of the repository. Two changes, for a
 # shared machine: the fake Intercom's port 8080 becomes a free port; the benchmarks get their smallest
 # options.
-DEMO = ("python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && "
-        ".venv/bin/python -m tools.demo")
+DEMO = (
+    "python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && .venv/bin/python -m tools.demo"
+)
 FAKE = ".venv/bin/python -m tools.fake_intercom --port 8080"
-CFG = ("echo '{\"accessToken\":\"test-token\",\"server\":\"custom\",\"otherServer\":\"http://127.0.0.1:8080\","
-       "\"startTime\":\"2024-05-01\"}' > cfg.json")
+CFG = (
+    'echo \'{"accessToken":"test-token","server":"custom","otherServer":"http://127.0.0.1:8080",'
+    '"startTime":"2024-05-01"}\' > cfg.json'
+)
 SNAP = "echo '{}' > snap.json"
 POLL = ".venv/bin/python -m elasticio_sailor exec newOrUpdatedContacts --cfg cfg.json --snapshot snap.json"
 POLL_SAVING = POLL + " --snapshot-out snap.json"
 LIST = ".venv/bin/python -m elasticio_sailor list"
-MSG = "echo '{\"data\": {\"requestBody\": {\"email\": \"ada@example.com\"}}}' > msg.json"
+MSG = 'echo \'{"data": {"requestBody": {"email": "ada@example.com"}}}\' > msg.json'
 EXEC = ".venv/bin/python -m elasticio_sailor exec CreateContact --cfg cfg.json --msg msg.json"
 VERIFY = ".venv/bin/python -m elasticio_sailor verify --cfg cfg.json"
 SELECT = ".venv/bin/python -m elasticio_sailor select-model retrieveTeam teams --cfg cfg.json"
 WORKER = "python -m elasticio_sailor run"
-REGENERATE = (".venv/bin/python -m tools.generate", ".venv/bin/python -m tools.generate --check",
-              ".venv/bin/python -m tools.readme")
-BENCH = {".venv/bin/python -m bench.actions": "--iterations 20 --runs 1",
-         ".venv/bin/python -m bench.worker": "--messages 10 --repeat 1"}
+REGENERATE = (
+    ".venv/bin/python -m tools.generate",
+    ".venv/bin/python -m tools.generate --check",
+    ".venv/bin/python -m tools.readme",
+)
+BENCH = {
+    ".venv/bin/python -m bench.actions": "--iterations 20 --runs 1",
+    ".venv/bin/python -m bench.worker": "--messages 10 --repeat 1",
+}
 RUN_ELSEWHERE = {
     "docker build -t intercom-connector .": "tests/test_docker.py",
     "docker run --rm --env-file worker.env intercom-connector": "tests/test_docker.py",
-    "docker run --rm -v \"$PWD/cfg.json:/cfg.json:ro\" --entrypoint python intercom-connector "
+    'docker run --rm -v "$PWD/cfg.json:/cfg.json:ro" --entrypoint python intercom-connector '
     "-m elasticio_sailor verify --cfg /cfg.json": "tests/test_docker.py",
     "python -m elasticio_sailor exec": "tests/e2e/test_exec.py (named in prose, not a command line)",
     ".venv/bin/python -m bench.peer": "tests/e2e/test_bench_smoke.py (its smallest options, ~25 s)",
 }
-COMMANDS = {DEMO, FAKE, CFG, SNAP, POLL, POLL_SAVING, LIST, MSG, EXEC, VERIFY, SELECT, WORKER, *REGENERATE,
-            *BENCH, *RUN_ELSEWHERE}
+COMMANDS = {
+    DEMO,
+    FAKE,
+    CFG,
+    SNAP,
+    POLL,
+    POLL_SAVING,
+    LIST,
+    MSG,
+    EXEC,
+    VERIFY,
+    SELECT,
+    WORKER,
+    *REGENERATE,
+    *BENCH,
+    *RUN_ELSEWHERE,
+}
 
 
 def readme_commands() -> list[str]:
@@ -121,7 +145,7 @@ def shown(command: str) -> str:
 
 
 def test_every_command_the_readme_shows_is_run_by_a_test():
-    test_command = README[README.index("<!-- test-command -->"):].splitlines()[2]  # see the test above
+    test_command = README[README.index("<!-- test-command -->") :].splitlines()[2]  # see the test above
     assert [c for c in readme_commands() if c not in COMMANDS | {test_command}] == []
 
 
@@ -147,8 +171,14 @@ def shell(command: str, cwd: Path, timeout: float = 120, **env: str) -> subproce
     """One README line through bash, with the sandbox's .venv first on PATH (as after activating it)."""
     path = f"{cwd / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ELASTICIO_")}
-    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**clean, "PATH": path, **env})
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, "PATH": path, **env},
+    )
 
 
 def events(result: subprocess.CompletedProcess) -> list[dict]:
@@ -161,8 +191,12 @@ def fake_port(sandbox: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    proc = subprocess.Popen(["bash", "-c", "exec " + shown(FAKE).replace("8080", port)], cwd=sandbox,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["bash", "-c", "exec " + shown(FAKE).replace("8080", port)],
+        cwd=sandbox,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and "Fake Intercom on" in proc.stdout.readline()
         yield port
@@ -215,11 +249,19 @@ def test_the_harness_block_and_the_verifier_output_it_promises(sandbox: Path, fa
 
 @pytest.mark.timeout(120)
 def test_the_python_example(sandbox: Path, fake_port: str):
-    (sandbox / "cfg.json").write_text(json.dumps({"accessToken": "test-token", "server": "custom",
-                                                  "otherServer": f"http://127.0.0.1:{fake_port}"}))
+    (sandbox / "cfg.json").write_text(
+        json.dumps(
+            {"accessToken": "test-token", "server": "custom", "otherServer": f"http://127.0.0.1:{fake_port}"}
+        )
+    )
     snippet = re.search(r"^```python\n(.*?)^```", README, re.M | re.S)[1]
-    result = subprocess.run([sys.executable, "-c", snippet + "print(json.dumps(events))"], cwd=sandbox,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet + "print(json.dumps(events))"],
+        cwd=sandbox,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assert [e["event"] for e in listed] == ["data"]
@@ -248,8 +290,11 @@ def test_the_regenerate_block_reproduces_the_committed_catalogue(tmp_path: Path)
         result = shell(shown(line), copy, timeout=240, INTERCOM_SPEC_DIR=spec)
         assert result.returncode == 0, f"{line}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     for name in ("lib", "schemas"):
-        diff = subprocess.run(["diff", "-r", "-x", "__pycache__", str(ROOT / name), str(copy / name)],
-                              capture_output=True, text=True)
+        diff = subprocess.run(
+            ["diff", "-r", "-x", "__pycache__", str(ROOT / name), str(copy / name)],
+            capture_output=True,
+            text=True,
+        )
         assert diff.returncode == 0, diff.stdout[-3000:]
     for name in ("component.json", "README.md"):
         assert (copy / name).read_text() == (ROOT / name).read_text(), f"{name} differs once regenerated"
@@ -270,8 +315,11 @@ def test_the_message_contract_examples_against_the_fake():
 
     from tools.fake_intercom import FakeIntercom
 
-    example = re.search(r"`(\{\"type\": \"user\", \"filter\":\s+\{\"user_id\": \"42\"\}\})` "
-                        r"on `lisDataEvents` becomes `GET (/events\?\S+)`", README)
+    example = re.search(
+        r"`(\{\"type\": \"user\", \"filter\":\s+\{\"user_id\": \"42\"\}\})` "
+        r"on `lisDataEvents` becomes `GET (/events\?\S+)`",
+        README,
+    )
     assert example, "the README's lisDataEvents example moved: update this test"
     data, request = json.loads(re.sub(r"\s+", " ", example[1])), example[2]
     with FakeIntercom(seed=False) as fake:
@@ -283,9 +331,14 @@ def test_the_message_contract_examples_against_the_fake():
         sent = fake.requests[-1]
         assert f"{sent.path}?" + "&".join(f"{k}={v}" for k, v in sent.query.items()) == request
         assert [e["data"]["events"][0]["event_name"] for e in listed] == ["ordered"], listed
-        fake.handle("POST", f"/contacts/{contact['id']}/companies", {"Authorization": f"Bearer {fake.token}"},
-                    json.dumps({"id": company["id"]}).encode())
+        fake.handle(
+            "POST",
+            f"/contacts/{contact['id']}/companies",
+            {"Authorization": f"Bearer {fake.token}"},
+            json.dumps({"id": company["id"]}).encode(),
+        )
         assert "`listCompaniesForAContact` accepts `contact_id`" in README
-        attached = execute("listCompaniesForAContact", {"data": {"contact_id": contact["id"]}}, cfg,
-                           component_dir=str(ROOT))
+        attached = execute(
+            "listCompaniesForAContact", {"data": {"contact_id": contact["id"]}}, cfg, component_dir=str(ROOT)
+        )
         assert [e["data"]["data"][0]["id"] for e in attached] == [company["id"]], attached

@@ -43,6 +43,7 @@ one by external_id; GET/DELETE /custom_object_instances/{type}/{id}; DELETE ...?
 
 Run it alone: ``python -m tools.fake_intercom --port 8080 [--token T] [--no-seed]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,17 +62,36 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-ERRORS = {400: ("bad_request", "Bad Request"), 401: ("unauthorized", "Access Token Invalid"),
-          403: ("forbidden", "Forbidden"), 404: ("not_found", "Resource Not Found"),
-          409: ("conflict", "Conflict"), 422: ("parameter_invalid", "Unprocessable Entity"),
-          429: ("rate_limit_exceeded", "Exceeded rate limit"), 500: ("server_error", "Server Error"),
-          502: ("server_error", "Bad Gateway"), 503: ("service_unavailable", "Service Unavailable")}
-CONTACT_DATES = {"created_at", "updated_at", "signed_up_at", "last_seen_at", "last_contacted_at",
-                 "last_replied_at", "last_email_opened_at", "last_email_clicked_at"}
+ERRORS = {
+    400: ("bad_request", "Bad Request"),
+    401: ("unauthorized", "Access Token Invalid"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Resource Not Found"),
+    409: ("conflict", "Conflict"),
+    422: ("parameter_invalid", "Unprocessable Entity"),
+    429: ("rate_limit_exceeded", "Exceeded rate limit"),
+    500: ("server_error", "Server Error"),
+    502: ("server_error", "Bad Gateway"),
+    503: ("service_unavailable", "Service Unavailable"),
+}
+CONTACT_DATES = {
+    "created_at",
+    "updated_at",
+    "signed_up_at",
+    "last_seen_at",
+    "last_contacted_at",
+    "last_replied_at",
+    "last_email_opened_at",
+    "last_email_clicked_at",
+}
 CONVERSATION_DATES = {"created_at", "updated_at", "waiting_since", "snoozed_until"}
 TICKET_DATES = {"created_at", "updated_at", "snoozed_until"}
-TICKET_STATES = (("submitted", "Submitted"), ("in_progress", "In progress"),
-                 ("waiting_on_customer", "Waiting on customer"), ("resolved", "Resolved"))
+TICKET_STATES = (
+    ("submitted", "Submitted"),
+    ("in_progress", "In progress"),
+    ("waiting_on_customer", "Waiting on customer"),
+    ("resolved", "Resolved"),
+)
 DAY = 86400
 ID = "(?P<id>[^/]+)"
 
@@ -79,67 +99,201 @@ ID = "(?P<id>[^/]+)"
 def _template(kind: str, now: int) -> dict:
     """The fields a new object of `kind` has before the caller's fields are applied."""
     lst = {"type": "list", "data": [], "total_count": 0, "has_more": False}
-    return copy.deepcopy({
-        "contacts": {
-            "type": "contact", "workspace_id": "fake_app", "external_id": None, "role": "user", "email": None,
-            "phone": None, "name": None, "avatar": None, "owner_id": None,
-            "social_profiles": {"type": "list", "data": []}, "has_hard_bounced": False,
-            "marked_email_as_spam": False, "unsubscribed_from_emails": False, "created_at": now,
-            "updated_at": now, "signed_up_at": None, "last_seen_at": None, "last_replied_at": None,
-            "last_contacted_at": None, "last_email_opened_at": None, "last_email_clicked_at": None,
-            "language_override": None, "browser": None, "os": None, "custom_attributes": {},
-            "location": {"type": "location", "country": None, "region": None, "city": None},
-            "tags": lst, "notes": lst, "companies": lst},
-        "companies": {
-            "type": "company", "app_id": "fake_app", "name": None, "remote_created_at": None,
-            "created_at": now, "updated_at": now, "last_request_at": now, "monthly_spend": 0,
-            "session_count": 0, "user_count": 0, "size": None, "website": None, "industry": None, "plan": {},
-            "tags": {"type": "tag.list", "tags": []}, "segments": {"type": "segment.list", "segments": []},
-            "custom_attributes": {}},
-        "conversations": {
-            "type": "conversation", "title": None, "created_at": now, "updated_at": now,
-            "waiting_since": None, "snoozed_until": None, "open": True, "state": "open", "read": False,
-            "priority": "not_priority", "admin_assignee_id": None, "team_assignee_id": None,
-            "custom_attributes": {},
-            "source": {"type": "conversation", "delivered_as": "customer_initiated", "subject": "",
-                       "body": "<p>Hello</p>", "author": {"type": "user"}, "attachments": [],
-                       "redacted": False},
-            "contacts": {"type": "contact.list", "contacts": []}, "tags": {"type": "tag.list", "tags": []}},
-        "admins": {"type": "admin", "name": "Ada Admin", "email": "ada@example.com", "job_title": None,
-                   "away_mode_enabled": False, "away_mode_reassign": False, "has_inbox_seat": True,
-                   "team_ids": [], "avatar": None},
-        "teams": {"type": "team", "name": "Support", "admin_ids": []},
-        "tags": {"type": "tag", "name": "VIP"},
-        "segments": {"type": "segment", "name": "Active", "created_at": now, "updated_at": now,
-                     "person_type": "user"},
-        "subscription_types": {"type": "subscription", "state": "live", "consent_type": "opt_out",
-                               "content_types": ["email"], "translations": [],
-                               "default_translation": {"name": "News", "description": "", "locale": "en"}},
-        "data_attributes": {"type": "data_attribute", "name": "plan", "full_name": "custom_attributes.plan",
-                            "label": "Plan", "description": "", "data_type": "string", "model": "contact",
-                            "api_writable": True, "ui_writable": True, "custom": True, "archived": False,
-                            "created_at": now, "updated_at": now},
-        "help_centers": {"workspace_id": "fake_app", "created_at": now, "updated_at": now,
-                         "identifier": "help", "website_turned_on": True, "display_name": "Help"},
-        "collections": {"type": "collection", "workspace_id": "fake_app", "name": "Getting started",
-                        "description": None, "created_at": now, "updated_at": now, "url": None, "icon": None,
-                        "order": 1, "default_locale": "en", "parent_id": None, "help_center_id": None},
-        "notes": {"type": "note", "created_at": now, "body": "<p>Note</p>", "contact": None, "author": None},
-        "ticket_types": {"type": "ticket_type", "name": "Bug report", "description": "", "icon": "🐞",
-                         "workspace_id": "fake_app", "archived": False, "created_at": now, "updated_at": now,
-                         "is_internal": False, "category": "Customer",
-                         "ticket_type_attributes": {"type": "list", "data": []}},
-        "ticket_states": {"type": "ticket_state", "category": "submitted", "internal_label": "Submitted",
-                          "external_label": "Submitted", "archived": False},
-        "tickets": {"type": "ticket", "category": "Customer", "ticket_attributes": {}, "open": True,
-                    "admin_assignee_id": "0", "team_assignee_id": "0", "created_at": now, "updated_at": now,
-                    "snoozed_until": None, "is_shared": False,
-                    "contacts": {"type": "ticket_contacts", "contacts": []},
-                    "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
-                    "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0}},
-        "custom_object_instances": {"custom_attributes": {}, "external_id": None, "external_created_at": None,
-                                    "external_updated_at": None, "created_at": now, "updated_at": now},
-    }.get(kind, {}))
+    return copy.deepcopy(
+        {
+            "contacts": {
+                "type": "contact",
+                "workspace_id": "fake_app",
+                "external_id": None,
+                "role": "user",
+                "email": None,
+                "phone": None,
+                "name": None,
+                "avatar": None,
+                "owner_id": None,
+                "social_profiles": {"type": "list", "data": []},
+                "has_hard_bounced": False,
+                "marked_email_as_spam": False,
+                "unsubscribed_from_emails": False,
+                "created_at": now,
+                "updated_at": now,
+                "signed_up_at": None,
+                "last_seen_at": None,
+                "last_replied_at": None,
+                "last_contacted_at": None,
+                "last_email_opened_at": None,
+                "last_email_clicked_at": None,
+                "language_override": None,
+                "browser": None,
+                "os": None,
+                "custom_attributes": {},
+                "location": {"type": "location", "country": None, "region": None, "city": None},
+                "tags": lst,
+                "notes": lst,
+                "companies": lst,
+            },
+            "companies": {
+                "type": "company",
+                "app_id": "fake_app",
+                "name": None,
+                "remote_created_at": None,
+                "created_at": now,
+                "updated_at": now,
+                "last_request_at": now,
+                "monthly_spend": 0,
+                "session_count": 0,
+                "user_count": 0,
+                "size": None,
+                "website": None,
+                "industry": None,
+                "plan": {},
+                "tags": {"type": "tag.list", "tags": []},
+                "segments": {"type": "segment.list", "segments": []},
+                "custom_attributes": {},
+            },
+            "conversations": {
+                "type": "conversation",
+                "title": None,
+                "created_at": now,
+                "updated_at": now,
+                "waiting_since": None,
+                "snoozed_until": None,
+                "open": True,
+                "state": "open",
+                "read": False,
+                "priority": "not_priority",
+                "admin_assignee_id": None,
+                "team_assignee_id": None,
+                "custom_attributes": {},
+                "source": {
+                    "type": "conversation",
+                    "delivered_as": "customer_initiated",
+                    "subject": "",
+                    "body": "<p>Hello</p>",
+                    "author": {"type": "user"},
+                    "attachments": [],
+                    "redacted": False,
+                },
+                "contacts": {"type": "contact.list", "contacts": []},
+                "tags": {"type": "tag.list", "tags": []},
+            },
+            "admins": {
+                "type": "admin",
+                "name": "Ada Admin",
+                "email": "ada@example.com",
+                "job_title": None,
+                "away_mode_enabled": False,
+                "away_mode_reassign": False,
+                "has_inbox_seat": True,
+                "team_ids": [],
+                "avatar": None,
+            },
+            "teams": {"type": "team", "name": "Support", "admin_ids": []},
+            "tags": {"type": "tag", "name": "VIP"},
+            "segments": {
+                "type": "segment",
+                "name": "Active",
+                "created_at": now,
+                "updated_at": now,
+                "person_type": "user",
+            },
+            "subscription_types": {
+                "type": "subscription",
+                "state": "live",
+                "consent_type": "opt_out",
+                "content_types": ["email"],
+                "translations": [],
+                "default_translation": {"name": "News", "description": "", "locale": "en"},
+            },
+            "data_attributes": {
+                "type": "data_attribute",
+                "name": "plan",
+                "full_name": "custom_attributes.plan",
+                "label": "Plan",
+                "description": "",
+                "data_type": "string",
+                "model": "contact",
+                "api_writable": True,
+                "ui_writable": True,
+                "custom": True,
+                "archived": False,
+                "created_at": now,
+                "updated_at": now,
+            },
+            "help_centers": {
+                "workspace_id": "fake_app",
+                "created_at": now,
+                "updated_at": now,
+                "identifier": "help",
+                "website_turned_on": True,
+                "display_name": "Help",
+            },
+            "collections": {
+                "type": "collection",
+                "workspace_id": "fake_app",
+                "name": "Getting started",
+                "description": None,
+                "created_at": now,
+                "updated_at": now,
+                "url": None,
+                "icon": None,
+                "order": 1,
+                "default_locale": "en",
+                "parent_id": None,
+                "help_center_id": None,
+            },
+            "notes": {
+                "type": "note",
+                "created_at": now,
+                "body": "<p>Note</p>",
+                "contact": None,
+                "author": None,
+            },
+            "ticket_types": {
+                "type": "ticket_type",
+                "name": "Bug report",
+                "description": "",
+                "icon": "🐞",
+                "workspace_id": "fake_app",
+                "archived": False,
+                "created_at": now,
+                "updated_at": now,
+                "is_internal": False,
+                "category": "Customer",
+                "ticket_type_attributes": {"type": "list", "data": []},
+            },
+            "ticket_states": {
+                "type": "ticket_state",
+                "category": "submitted",
+                "internal_label": "Submitted",
+                "external_label": "Submitted",
+                "archived": False,
+            },
+            "tickets": {
+                "type": "ticket",
+                "category": "Customer",
+                "ticket_attributes": {},
+                "open": True,
+                "admin_assignee_id": "0",
+                "team_assignee_id": "0",
+                "created_at": now,
+                "updated_at": now,
+                "snoozed_until": None,
+                "is_shared": False,
+                "contacts": {"type": "ticket_contacts", "contacts": []},
+                "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
+                "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [], "total_count": 0},
+            },
+            "custom_object_instances": {
+                "custom_attributes": {},
+                "external_id": None,
+                "external_created_at": None,
+                "external_updated_at": None,
+                "created_at": now,
+                "updated_at": now,
+            },
+        }.get(kind, {})
+    )
 
 
 def _iso(ts: int) -> str:
@@ -188,8 +342,14 @@ class _Fault:
 class FakeIntercom:
     """In-memory Intercom on 127.0.0.1 (a random port unless `port` is given); a context manager."""
 
-    def __init__(self, token: str = "test-token", seed: bool = True, *, port: int = 0,  # noqa: S107
-                 search_semantics: str = "intercom"):
+    def __init__(
+        self,
+        token: str = "test-token",  # noqa: S107
+        seed: bool = True,
+        *,
+        port: int = 0,
+        search_semantics: str = "intercom",
+    ):
         self.token, self.port, self.search_semantics = token, port, search_semantics
         self.delay = 0.0
         self.now: int | None = None
@@ -218,8 +378,12 @@ class FakeIntercom:
     def start(self) -> FakeIntercom:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,),  # quick shutdown in tests
-                         name="fake-intercom", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.05,),  # quick shutdown in tests
+            name="fake-intercom",
+            daemon=True,
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -255,8 +419,14 @@ class FakeIntercom:
             if seed:
                 self.seed()
 
-    def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None,
-                  body: Any = None, path: str | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        path: str | None = None,
+    ) -> None:
         """Answer the next `times` requests (whose path starts with `path`, if given) with `status`."""
         hdrs = dict(headers or {})
         if status == 429:
@@ -274,8 +444,11 @@ class FakeIntercom:
         with self._lock:
             self._counter += 1
             numeric = kind not in ("contacts", "companies", "segments")
-            obj = {"id": str(1000 + self._counter) if numeric else f"6657a9926abd01639c{self._counter:06x}",
-                   **_template(kind, self.clock()), **fields}
+            obj = {
+                "id": str(1000 + self._counter) if numeric else f"6657a9926abd01639c{self._counter:06x}",
+                **_template(kind, self.clock()),
+                **fields,
+            }
             obj["id"] = str(obj["id"])
             if kind == "companies":
                 obj.setdefault("company_id", obj["id"])
@@ -326,19 +499,30 @@ class FakeIntercom:
         self.add_data_attribute(id="402", name="email", full_name="email", label="Email", custom=False)
         self.add_collection(id="601", help_center_id=int(self.add_help_center(id="501")["id"]))
         for i in range(5):
-            self.add_contact(email=f"user{i}@example.com", name=f"User {i}", external_id=f"ext-{i}",
-                             created_at=base + i * 60, updated_at=base + i * 3600)
+            self.add_contact(
+                email=f"user{i}@example.com",
+                name=f"User {i}",
+                external_id=f"ext-{i}",
+                created_at=base + i * 60,
+                updated_at=base + i * 3600,
+            )
         for i in range(3):
-            self.add_company(company_id=f"company-{i}", name=f"Company {i}", created_at=base + i,
-                             updated_at=base + i * 7200, last_request_at=base + i * 10)
+            self.add_company(
+                company_id=f"company-{i}",
+                name=f"Company {i}",
+                created_at=base + i,
+                updated_at=base + i * 7200,
+                last_request_at=base + i * 10,
+            )
             self.add_conversation(created_at=base + i, updated_at=base + i * 1800)
         self.seed_tickets()  # last: the ids of everything above stay as they were before tickets existed
 
     def seed_tickets(self) -> None:
         """The four ticket states and two ticket types a 2.16 workspace starts with (no tickets)."""
         for i, (category, label) in enumerate(TICKET_STATES):
-            self.add_ticket_state(id=str(8000 + i), category=category, internal_label=label,
-                                  external_label=label)
+            self.add_ticket_state(
+                id=str(8000 + i), category=category, internal_label=label, external_label=label
+            )
         self.add_ticket_type(id="88", name="Bug report", description="Something is broken")
         self.add_ticket_type(id="89", name="Refund request", description="Money back", category="Back-office")
 
@@ -361,8 +545,9 @@ class FakeIntercom:
             raise ApiError(400, "per_page must be between 1 and 150", "parameter_invalid")
         return n
 
-    def _cursor_page(self, items: list, per_page: int, after: str | None, key: str = "data",
-                     type_: str = "list") -> dict:
+    def _cursor_page(
+        self, items: list, per_page: int, after: str | None, key: str = "data", type_: str = "list"
+    ) -> dict:
         """Intercom's cursor lists: pages.next = {page, starting_after} while more objects remain."""
         offset, page = 0, 1
         if after:
@@ -370,12 +555,16 @@ class FakeIntercom:
                 offset, page = json.loads(base64.urlsafe_b64decode(after.encode()))
             except (ValueError, TypeError) as exc:
                 raise ApiError(400, "starting_after is invalid", "parameter_invalid") from exc
-        pages: dict[str, Any] = {"type": "pages", "page": page, "per_page": per_page,
-                                 "total_pages": -(-len(items) // per_page)}
+        pages: dict[str, Any] = {
+            "type": "pages",
+            "page": page,
+            "per_page": per_page,
+            "total_pages": -(-len(items) // per_page),
+        }
         if offset + per_page < len(items):
             cursor = base64.urlsafe_b64encode(json.dumps([offset + per_page, page + 1]).encode()).decode()
             pages["next"] = {"page": page + 1, "starting_after": cursor}
-        chunk = items[offset:offset + per_page]
+        chunk = items[offset : offset + per_page]
         return {"type": type_, key: chunk, "total_count": len(items), "pages": pages}
 
     def _page_list(self, items: list, r: Recorded, default: int = 15) -> dict:
@@ -389,8 +578,12 @@ class FakeIntercom:
         total = -(-len(items) // per_page)
         nxt = f"{self.url}{r.path}?page={page + 1}&per_page={per_page}" if page < total else None
         pages = {"type": "pages", "next": nxt, "page": page, "per_page": per_page, "total_pages": total}
-        return {"type": "list", "data": items[(page - 1) * per_page:page * per_page], "pages": pages,
-                "total_count": len(items)}
+        return {
+            "type": "list",
+            "data": items[(page - 1) * per_page : page * per_page],
+            "pages": pages,
+            "total_count": len(items),
+        }
 
     @staticmethod
     def _body(r: Recorded, *required: str) -> dict:
@@ -433,34 +626,54 @@ class FakeIntercom:
         if name in dates and self.search_semantics == "intercom":
             if by_day:  # contacts: by UTC calendar day
                 if op not in ("=", ">", "<"):
-                    raise ApiError(400, f"Operator '{op}' is not supported on date field '{name}'",
-                                   "parameter_invalid")
+                    raise ApiError(
+                        400, f"Operator '{op}' is not supported on date field '{name}'", "parameter_invalid"
+                    )
                 day = want - want % DAY
-                return have is not None and {"=": day <= have < day + DAY, ">": have >= day + DAY,
-                                             "<": have < day}[op]
+                return (
+                    have is not None
+                    and {"=": day <= have < day + DAY, ">": have >= day + DAY, "<": have < day}[op]
+                )
             op = {">": ">=", "<": "<="}.get(op, op)  # conversations: "Greater (or equal) than"
         text, w = str(have if have is not None else ""), str(want)
         ops: dict[str, Callable[[], bool]] = {
-            "=": lambda: have == want, "!=": lambda: have != want,
-            "IN": lambda: have in (want or []), "NIN": lambda: have not in (want or []),
-            ">": lambda: have is not None and have > want, "<": lambda: have is not None and have < want,
-            ">=": lambda: have is not None and have >= want, "<=": lambda: have is not None and have <= want,
-            "~": lambda: w in text, "!~": lambda: w not in text,
-            "^": lambda: text.startswith(w), "$": lambda: text.endswith(w)}
+            "=": lambda: have == want,
+            "!=": lambda: have != want,
+            "IN": lambda: have in (want or []),
+            "NIN": lambda: have not in (want or []),
+            ">": lambda: have is not None and have > want,
+            "<": lambda: have is not None and have < want,
+            ">=": lambda: have is not None and have >= want,
+            "<=": lambda: have is not None and have <= want,
+            "~": lambda: w in text,
+            "!~": lambda: w not in text,
+            "^": lambda: text.startswith(w),
+            "$": lambda: text.endswith(w),
+        }
         if op not in ops:
             raise ApiError(400, f"Unknown operator {op!r}", "parameter_invalid")
         return ops[op]()
 
-    def _search(self, r: Recorded, kind: str, dates: set[str], by_day: bool, key: str, type_: str,
-                view: Callable[[dict], dict] = lambda o: o) -> dict:
+    def _search(
+        self,
+        r: Recorded,
+        kind: str,
+        dates: set[str],
+        by_day: bool,
+        key: str,
+        type_: str,
+        view: Callable[[dict], dict] = lambda o: o,
+    ) -> dict:
         """`view`: the object as the search sees its fields (tickets: ticket_type_id, state)."""
         body = self._body(r, "query")
         self._match({}, body["query"], dates, by_day)  # validates the query even when nothing is stored
         found = [o for o in self._all(kind) if self._match(view(o), body["query"], dates, by_day)]
         sort = body.get("sort") or {}
         if sort:
-            found.sort(key=lambda o: (o.get(sort.get("field", "updated_at")) or 0, o["id"]),
-                       reverse=str(sort.get("order", "ascending")).lower() in ("descending", "desc"))
+            found.sort(
+                key=lambda o: (o.get(sort.get("field", "updated_at")) or 0, o["id"]),
+                reverse=str(sort.get("order", "ascending")).lower() in ("descending", "desc"),
+            )
         paging = body.get("pagination") or {}
         per_page = self._per_page(paging.get("per_page"), 50 if kind == "contacts" else 20)
         return self._cursor_page(found, per_page, paging.get("starting_after"), key, type_)
@@ -474,28 +687,56 @@ class FakeIntercom:
             return lambda r, id: self._get(kind, id, what)
 
         def cursor(kind: str, default: int, key: str = "data", type_: str = "list") -> Callable[..., dict]:
-            return lambda r: self._cursor_page(self._all(kind),
-                                               self._per_page(r.query.get("per_page"), default),
-                                               r.query.get("starting_after"), key, type_)
+            return lambda r: self._cursor_page(
+                self._all(kind),
+                self._per_page(r.query.get("per_page"), default),
+                r.query.get("starting_after"),
+                key,
+                type_,
+            )
 
         return [
-            ("GET", "/me", lambda r: {**(self._all("admins") or [{"id": "1", **_template("admins", 0)}])[0],
-                                      "email_verified": True, "app": {
-                "type": "app", "id_code": "fake_app", "name": "Fake", "region": "US", "timezone": "UTC"}}),
+            (
+                "GET",
+                "/me",
+                lambda r: {
+                    **(self._all("admins") or [{"id": "1", **_template("admins", 0)}])[0],
+                    "email_verified": True,
+                    "app": {
+                        "type": "app",
+                        "id_code": "fake_app",
+                        "name": "Fake",
+                        "region": "US",
+                        "timezone": "UTC",
+                    },
+                },
+            ),
             ("GET", "/admins", listing("admins", "admin.list", "admins")),
             ("GET", f"/admins/{ID}", getter("admins", "Admin")),
             ("GET", "/contacts", cursor("contacts", 50)),
             ("POST", "/contacts", self._create_contact),
-            ("POST", "/contacts/search", lambda r: self._search(
-                r, "contacts", CONTACT_DATES, True, "data", "list")),
+            (
+                "POST",
+                "/contacts/search",
+                lambda r: self._search(r, "contacts", CONTACT_DATES, True, "data", "list"),
+            ),
             ("GET", f"/contacts/{ID}", getter("contacts", "User")),
             ("PUT", f"/contacts/{ID}", lambda r, id: self._update("contacts", id, "User", self._body(r))),
             ("DELETE", f"/contacts/{ID}", lambda r, id: self._delete("contacts", id, "Contact")),
             ("POST", f"/contacts/{ID}/archive", lambda r, id: self._archive(id, True)),
             ("POST", f"/contacts/{ID}/unarchive", lambda r, id: self._archive(id, False)),
-            ("GET", f"/contacts/{ID}/notes", lambda r, id: self._get("contacts", id, "User") and
-             self._cursor_page([n for n in self._all("notes") if n["contact"]["id"] == id],
-                               self._per_page(r.query.get("per_page"), 50), r.query.get("starting_after"))),
+            (
+                "GET",
+                f"/contacts/{ID}/notes",
+                lambda r, id: (
+                    self._get("contacts", id, "User")
+                    and self._cursor_page(
+                        [n for n in self._all("notes") if n["contact"]["id"] == id],
+                        self._per_page(r.query.get("per_page"), 50),
+                        r.query.get("starting_after"),
+                    )
+                ),
+            ),
             ("POST", f"/contacts/{ID}/notes", self._create_note),
             ("GET", f"/contacts/{ID}/companies", self._contact_companies),
             ("POST", f"/contacts/{ID}/companies", self._attach_company),
@@ -503,20 +744,45 @@ class FakeIntercom:
             ("POST", "/companies", self._upsert_company),
             ("GET", "/companies", self._retrieve_companies),
             ("GET", "/companies/scroll", self._scroll_companies),
-            ("POST", "/companies/list", lambda r: self._page_list(sorted(
-                self._all("companies"), key=lambda x: (x.get("last_request_at") or 0, x["id"]),
-                reverse=r.query.get("order", "desc") != "asc"), r)),
+            (
+                "POST",
+                "/companies/list",
+                lambda r: self._page_list(
+                    sorted(
+                        self._all("companies"),
+                        key=lambda x: (x.get("last_request_at") or 0, x["id"]),
+                        reverse=r.query.get("order", "desc") != "asc",
+                    ),
+                    r,
+                ),
+            ),
             ("GET", f"/companies/{ID}", getter("companies", "Company")),
-            ("PUT", f"/companies/{ID}", lambda r, id: self._update("companies", id, "Company",
-                                                                   self._body(r))),
+            (
+                "PUT",
+                f"/companies/{ID}",
+                lambda r, id: self._update("companies", id, "Company", self._body(r)),
+            ),
             ("DELETE", f"/companies/{ID}", lambda r, id: self._delete("companies", id, "Company")),
             ("GET", "/conversations", cursor("conversations", 20, "conversations", "conversation.list")),
-            ("POST", "/conversations/search", lambda r: self._search(
-                r, "conversations", CONVERSATION_DATES, False, "conversations", "conversation.list")),
-            ("GET", f"/conversations/{ID}", lambda r, id: {
-                **self._get("conversations", id, "Conversation"),
-                "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [],
-                                       "total_count": 0}}),
+            (
+                "POST",
+                "/conversations/search",
+                lambda r: self._search(
+                    r, "conversations", CONVERSATION_DATES, False, "conversations", "conversation.list"
+                ),
+            ),
+            (
+                "GET",
+                f"/conversations/{ID}",
+                lambda r, id: {
+                    **self._get("conversations", id, "Conversation"),
+                    "conversation_parts": {
+                        "type": "conversation_part.list",
+                        "conversation_parts": [],
+                        "total_count": 0,
+                    },
+                },
+            ),
             ("GET", "/tags", listing("tags")),
             ("POST", "/tags", self._create_tag),
             ("GET", f"/tags/{ID}", getter("tags", "Tag")),
@@ -526,8 +792,16 @@ class FakeIntercom:
             ("GET", "/segments", listing("segments", "segment.list", "segments")),
             ("GET", f"/segments/{ID}", getter("segments", "Segment")),
             ("GET", "/subscription_types", listing("subscription_types")),
-            ("GET", "/data_attributes", lambda r: {"type": "list", "data": [
-                a for a in self._all("data_attributes") if r.query.get("model") in (None, a["model"])]}),
+            (
+                "GET",
+                "/data_attributes",
+                lambda r: {
+                    "type": "list",
+                    "data": [
+                        a for a in self._all("data_attributes") if r.query.get("model") in (None, a["model"])
+                    ],
+                },
+            ),
             ("GET", "/help_center/help_centers", listing("help_centers")),
             ("GET", f"/help_center/help_centers/{ID}", getter("help_centers", "Help Center")),
             ("GET", "/help_center/collections", lambda r: self._page_list(self._all("collections"), r, 50)),
@@ -544,24 +818,48 @@ class FakeIntercom:
             ("GET", f"/ticket_types/{ID}", getter("ticket_types", "Ticket type")),
             ("GET", "/ticket_states", listing("ticket_states")),
             ("POST", "/tickets", self._create_ticket),
-            ("POST", "/tickets/search", lambda r: self._search(
-                r, "tickets", TICKET_DATES, False, "tickets", "ticket.list", lambda t: {
-                    **t, "ticket_type_id": (t.get("ticket_type") or {}).get("id"),
-                    "state": (t.get("ticket_state") or {}).get("category"),
-                    "title": t["ticket_attributes"].get("_default_title_"),
-                    "contact_ids": [c["id"] for c in t["contacts"]["contacts"]]})),
+            (
+                "POST",
+                "/tickets/search",
+                lambda r: self._search(
+                    r,
+                    "tickets",
+                    TICKET_DATES,
+                    False,
+                    "tickets",
+                    "ticket.list",
+                    lambda t: {
+                        **t,
+                        "ticket_type_id": (t.get("ticket_type") or {}).get("id"),
+                        "state": (t.get("ticket_state") or {}).get("category"),
+                        "title": t["ticket_attributes"].get("_default_title_"),
+                        "contact_ids": [c["id"] for c in t["contacts"]["contacts"]],
+                    },
+                ),
+            ),
             ("GET", f"/tickets/{ID}", getter("tickets", "Ticket")),
             ("PUT", f"/tickets/{ID}", self._update_ticket),
             ("DELETE", f"/tickets/{ID}", lambda r, id: self._delete("tickets", id, "Ticket")),
             ("POST", f"/tickets/{ID}/reply", self._reply_ticket),
             ("POST", "/custom_object_instances/(?P<kind>[^/]+)", self._upsert_custom_object),
             ("GET", "/custom_object_instances/(?P<kind>[^/]+)", self._list_custom_objects),
-            ("DELETE", "/custom_object_instances/(?P<kind>[^/]+)", lambda r, kind: self._delete_custom_object(
-                kind, self._custom_object_by_external_id(kind, r.query.get("external_id")))),
-            ("GET", f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
-             lambda r, kind, id: self._custom_object(kind, id)),
-            ("DELETE", f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
-             lambda r, kind, id: self._delete_custom_object(kind, self._custom_object(kind, id))),
+            (
+                "DELETE",
+                "/custom_object_instances/(?P<kind>[^/]+)",
+                lambda r, kind: self._delete_custom_object(
+                    kind, self._custom_object_by_external_id(kind, r.query.get("external_id"))
+                ),
+            ),
+            (
+                "GET",
+                f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
+                lambda r, kind, id: self._custom_object(kind, id),
+            ),
+            (
+                "DELETE",
+                f"/custom_object_instances/(?P<kind>[^/]+)/{ID}",
+                lambda r, kind, id: self._delete_custom_object(kind, self._custom_object(kind, id)),
+            ),
         ]
 
     # ---- tickets (2.16) --------------------------------------------------------------------------
@@ -585,11 +883,15 @@ class FakeIntercom:
         contacts = body["contacts"] if isinstance(body["contacts"], list) else []
         if not contacts:
             raise ApiError(400, "contacts must have at least one contact", "parameter_invalid")
-        refs = [{"type": "contact", "id": c["id"], "external_id": c.get("external_id")}
-                for c in map(self._contact_of, contacts)]
-        ticket = self.add_ticket(ticket_type=copy.deepcopy(ticket_type),
-                                 ticket_attributes=dict(body.get("ticket_attributes") or {}),
-                                 contacts={"type": "ticket_contacts", "contacts": refs})
+        refs = [
+            {"type": "contact", "id": c["id"], "external_id": c.get("external_id")}
+            for c in map(self._contact_of, contacts)
+        ]
+        ticket = self.add_ticket(
+            ticket_type=copy.deepcopy(ticket_type),
+            ticket_attributes=dict(body.get("ticket_attributes") or {}),
+            contacts={"type": "ticket_contacts", "contacts": refs},
+        )
         if body.get("created_at"):
             self.db["tickets"][ticket["id"]]["created_at"] = int(body["created_at"])
         return self.db["tickets"][ticket["id"]]
@@ -600,8 +902,11 @@ class FakeIntercom:
         if "ticket_state_id" in body:
             state = self.db.get("ticket_states", {}).get(str(body["ticket_state_id"]))
             if state is None:
-                raise ApiError(400, "ticket_state_id is not valid or is not associated with the ticket type",
-                               "parameter_invalid")
+                raise ApiError(
+                    400,
+                    "ticket_state_id is not valid or is not associated with the ticket type",
+                    "parameter_invalid",
+                )
             ticket["ticket_state"] = self._state_ref(state)
             ticket["open"] = state["category"] != "resolved"
         ticket["ticket_attributes"] = {**ticket["ticket_attributes"], **(body.get("ticket_attributes") or {})}
@@ -618,13 +923,24 @@ class FakeIntercom:
         body = self._body(r, "message_type", "type", "body")
         if body["type"] == "admin" and body.get("admin_id") in (None, ""):
             raise ApiError(400, "admin_id is required for an admin reply", "parameter_not_found")
-        author = ({"type": "admin", "id": str(body["admin_id"])} if body["type"] == "admin" else
-                  {"type": "user", "id": str(body.get("intercom_user_id") or body.get("user_id") or "")})
+        author = (
+            {"type": "admin", "id": str(body["admin_id"])}
+            if body["type"] == "admin"
+            else {"type": "user", "id": str(body.get("intercom_user_id") or body.get("user_id") or "")}
+        )
         self._counter += 1
         now = self.clock()
-        part = {"type": "ticket_part", "id": str(1000 + self._counter), "part_type": body["message_type"],
-                "body": body["body"], "created_at": now, "updated_at": now, "author": author,
-                "attachments": [], "redacted": False}
+        part = {
+            "type": "ticket_part",
+            "id": str(1000 + self._counter),
+            "part_type": body["message_type"],
+            "body": body["body"],
+            "created_at": now,
+            "updated_at": now,
+            "author": author,
+            "attachments": [],
+            "redacted": False,
+        }
         parts = ticket["ticket_parts"]
         parts["ticket_parts"].append(part)
         parts["total_count"] = len(parts["ticket_parts"])
@@ -653,8 +969,11 @@ class FakeIntercom:
         if known:
             obj = known[0]
             attributes = {**obj["custom_attributes"], **(body.pop("custom_attributes", None) or {})}
-            obj.update({k: v for k, v in body.items() if k not in ("id", "type")},
-                       custom_attributes=attributes, updated_at=self.clock())
+            obj.update(
+                {k: v for k, v in body.items() if k not in ("id", "type")},
+                custom_attributes=attributes,
+                updated_at=self.clock(),
+            )
             return obj
         body.pop("id", None)
         body["custom_attributes"] = dict(body.get("custom_attributes") or {})
@@ -676,11 +995,14 @@ class FakeIntercom:
         if not any(body.get(k) for k in ("email", "external_id", "role")):
             raise ApiError(400, "requires email, external_id or role", "parameter_invalid")
         for other in self._all("contacts"):
-            same_email = body.get("email") and (other["email"], other["role"]) == (body["email"],
-                                                                                   body.get("role", "user"))
+            same_email = body.get("email") and (other["email"], other["role"]) == (
+                body["email"],
+                body.get("role", "user"),
+            )
             if same_email or (body.get("external_id") and other["external_id"] == body["external_id"]):
-                raise ApiError(409, f"A contact matching those details already exists with id={other['id']}",
-                               "conflict")
+                raise ApiError(
+                    409, f"A contact matching those details already exists with id={other['id']}", "conflict"
+                )
         body.pop("id", None)
         return self.add_contact(**body)
 
@@ -694,20 +1016,30 @@ class FakeIntercom:
         body = self._body(r, "body")
         contact = self._get("contacts", id, "User")
         admin = self.db.get("admins", {}).get(str(body.get("admin_id"))) or self._all("admins")[0]
-        return self.add_note(body=f"<p>{body['body']}</p>", author=admin,
-                             contact={"type": "contact", "id": contact["id"]})
+        return self.add_note(
+            body=f"<p>{body['body']}</p>", author=admin, contact={"type": "contact", "id": contact["id"]}
+        )
 
     def _upsert_company(self, r: Recorded) -> dict:
         body = self._body(r)
-        found = next((x for x in self._all("companies") if body.get("company_id") and
-                      x["company_id"] == body["company_id"]), None)
+        found = next(
+            (
+                x
+                for x in self._all("companies")
+                if body.get("company_id") and x["company_id"] == body["company_id"]
+            ),
+            None,
+        )
         if found:
             return self._update("companies", found["id"], "Company", body)
         return self.add_company(**{k: v for k, v in body.items() if k != "id"})
 
     def _retrieve_companies(self, r: Recorded) -> dict:
-        items = [x for x in self._all("companies")
-                 if all(r.query.get(k) in (None, x.get(k)) for k in ("company_id", "name"))]
+        items = [
+            x
+            for x in self._all("companies")
+            if all(r.query.get(k) in (None, x.get(k)) for k in ("company_id", "name"))
+        ]
         if (r.query.get("company_id") or r.query.get("name")) and not items:
             raise ApiError(404, "Company Not Found")
         return self._page_list(items, r)
@@ -720,8 +1052,8 @@ class FakeIntercom:
             param = str(uuid.uuid4())
             self._scrolls[param] = copy.deepcopy(self._all("companies"))
         remaining = self._scrolls[param]
-        chunk = remaining[:self.scroll_page_size]
-        del remaining[:self.scroll_page_size]
+        chunk = remaining[: self.scroll_page_size]
+        del remaining[: self.scroll_page_size]
         if not chunk:
             del self._scrolls[param]  # the end was reached: the scroll expires
         return {"type": "list", "data": chunk, "pages": None, "total_count": None, "scroll_param": param}
@@ -747,41 +1079,74 @@ class FakeIntercom:
             raise ApiError(400, "type must be user", "parameter_invalid")
         named = [(k, q[k]) for k in ("user_id", "email", "intercom_user_id") if q.get(k)]
         if len(named) != 1:
-            raise ApiError(400, "one of user_id, email or intercom_user_id is required",
-                           "parameter_not_found")
-        (param, value), = named
+            raise ApiError(
+                400, "one of user_id, email or intercom_user_id is required", "parameter_not_found"
+            )
+        ((param, value),) = named
         field = {"user_id": "external_id", "email": "email", "intercom_user_id": "id"}[param]
         contact = next((c for c in self._all("contacts") if c.get(field) == value), None)
         if contact is None:
             raise ApiError(404, "User Not Found", "not_found")
-        mine = sorted((e for e in self.events if self._event_of(e, contact)),
-                      key=lambda e: e["created_at"], reverse=True)
-        who = {"user_id": contact["external_id"], "intercom_user_id": contact["id"],
-               "email": contact["email"]}
+        mine = sorted(
+            (e for e in self.events if self._event_of(e, contact)),
+            key=lambda e: e["created_at"],
+            reverse=True,
+        )
+        who = {
+            "user_id": contact["external_id"],
+            "intercom_user_id": contact["id"],
+            "email": contact["email"],
+        }
         if str(q.get("summary")).lower() == "true":
             times: dict[str, list[int]] = {}
             for event in mine:
                 times.setdefault(event["event_name"], []).append(int(event["created_at"]))
-            return {"type": "event.summary", **who, "events": [
-                {"name": name, "first": _iso(min(ts)), "last": _iso(max(ts)), "count": len(ts),
-                 "description": ""} for name, ts in times.items()]}
+            return {
+                "type": "event.summary",
+                **who,
+                "events": [
+                    {
+                        "name": name,
+                        "first": _iso(min(ts)),
+                        "last": _iso(max(ts)),
+                        "count": len(ts),
+                        "description": "",
+                    }
+                    for name, ts in times.items()
+                ],
+            }
         if q.get("before"):
             mine = [e for e in mine if int(e["created_at"]) < int(q["before"])]
         per_page = self._per_page(q.get("per_page"), 50)
         pages = {}
         if len(mine) > per_page:  # the next page: events before the last one shown
-            after = {**{k: v for k, v in q.items() if k != "before"},
-                     "before": mine[per_page - 1]["created_at"]}
+            after = {
+                **{k: v for k, v in q.items() if k != "before"},
+                "before": mine[per_page - 1]["created_at"],
+            }
             pages["next"] = f"{self.url}/events?" + "&".join(f"{k}={v}" for k, v in after.items())
-        return {"type": "event.list", "pages": pages, "events": [
-            {"type": "event", "event_name": e["event_name"], "created_at": e["created_at"], **who,
-             "metadata": e.get("metadata") or {}} for e in mine[:per_page]]}
+        return {
+            "type": "event.list",
+            "pages": pages,
+            "events": [
+                {
+                    "type": "event",
+                    "event_name": e["event_name"],
+                    "created_at": e["created_at"],
+                    **who,
+                    "metadata": e.get("metadata") or {},
+                }
+                for e in mine[:per_page]
+            ],
+        }
 
     @staticmethod
     def _event_of(event: dict, contact: dict) -> bool:
         """Whether a submitted event names this contact (by user_id, Intercom id or email)."""
-        return any(event.get(key) and event[key] == contact[field]
-                   for key, field in (("user_id", "external_id"), ("id", "id"), ("email", "email")))
+        return any(
+            event.get(key) and event[key] == contact[field]
+            for key, field in (("user_id", "external_id"), ("id", "id"), ("email", "email"))
+        )
 
     def _contact_companies(self, r: Recorded, id: str) -> dict:
         contact = self._get("contacts", id, "User")
@@ -803,15 +1168,24 @@ class FakeIntercom:
         if any(j["status"] == "pending" for j in self._all("exports")):
             raise ApiError(429, "Exceeded rate limit of 1 pending message data export jobs")
         job_id = uuid.uuid4().hex[:16]
-        job = self.add("exports", id=job_id, job_identifier=job_id, status="pending", download_url="",
-                       download_expires_at="")
+        job = self.add(
+            "exports",
+            id=job_id,
+            job_identifier=job_id,
+            status="pending",
+            download_url="",
+            download_expires_at="",
+        )
         return _job(job)
 
     def _export_status(self, r: Recorded, id: str) -> dict:
         job = self._get("exports", id, "Job")
         if job["status"] == "pending":  # a job completes at its first status check
-            job.update(status="completed", download_url=f"{self.url}/download/content/data/{id}",
-                       download_expires_at=str(self.clock() + 2 * DAY))
+            job.update(
+                status="completed",
+                download_url=f"{self.url}/download/content/data/{id}",
+                download_expires_at=str(self.clock() + 2 * DAY),
+            )
         return _job(job)
 
     def _cancel_export(self, r: Recorded, id: str) -> dict:
@@ -840,8 +1214,12 @@ class FakeIntercom:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         rec = Recorded(method, parts.path, query, headers, body)
         request_id = str(uuid.uuid4())
-        extra = {"X-Request-Id": request_id, "X-RateLimit-Limit": "10000", "X-RateLimit-Remaining": "9999",
-                 "X-RateLimit-Reset": str(int(time.time()) + 10)}
+        extra = {
+            "X-Request-Id": request_id,
+            "X-RateLimit-Limit": "10000",
+            "X-RateLimit-Remaining": "9999",
+            "X-RateLimit-Reset": str(int(time.time()) + 10),
+        }
         with self._lock:
             self._requests.append(rec)
             fault = next((f for f in self._faults if f.path is None or rec.path.startswith(f.path)), None)
@@ -876,8 +1254,11 @@ class FakeIntercom:
             raise ApiError(404, "Resource Not Found")
         except Exception as exc:  # a bug in a route still answers in Intercom's shape, as a 500
             err = exc if isinstance(exc, ApiError) else ApiError(500, f"{type(exc).__name__}: {exc}")
-            payload = {"type": "error.list", "request_id": request_id,
-                       "errors": [{"code": err.code, "message": err.message}]}
+            payload = {
+                "type": "error.list",
+                "request_id": request_id,
+                "errors": [{"code": err.code, "message": err.message}],
+            }
             return err.status, json.dumps(payload).encode(), extra
 
 

@@ -9,6 +9,7 @@ their default header. `--check` writes nothing and exits 1 listing stale files. 
 are read from ../shared/intercom (or $INTERCOM_SPEC_DIR, or --spec-dir) and are never copied into the
 repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -128,7 +129,7 @@ MAX_PAGES_FIELD = {
     "viewClass": "TextFieldView",
     "placeholder": "10000",
     "note": "At most this many pages are read per message (default 10000). Past it, or when Intercom repeats "
-            "a page, what was read is emitted, then one error.",
+    "a page, what was read is emitted, then one error.",
 }
 
 
@@ -172,85 +173,127 @@ class Correction:
 
 CORRECTIONS: tuple[Correction, ...] = (
     Correction(
-        "updateDataAttribute", "set", SCHEMAS + "update_data_attribute_request/properties/options",
-        reason="List options are objects {\"value\": \"1-10\"}; the 2.8 schema says strings.",
+        "updateDataAttribute",
+        "set",
+        SCHEMAS + "update_data_attribute_request/properties/options",
+        reason='List options are objects {"value": "1-10"}; the 2.8 schema says strings.',
         evidence="2.16 defines them as objects; every 2.8 example of updateDataAttribute sends objects.",
         from_revision=SCHEMAS + "update_data_attribute_request/oneOf/0/properties/options",
-        examples=("updateDataAttribute/successful", "updateDataAttribute/attribute_not_found")),
+        examples=("updateDataAttribute/successful", "updateDataAttribute/attribute_not_found"),
+    ),
     Correction(
-        "createDataAttribute", "set", SCHEMAS + "create_data_attribute_request/properties/options",
-        reason="Same options objects when creating a list attribute (the 2.8 text itself says \"a set of "
-               "hashes with `value` as the key\").",
+        "createDataAttribute",
+        "set",
+        SCHEMAS + "create_data_attribute_request/properties/options",
+        reason='Same options objects when creating a list attribute (the 2.8 text itself says "a set of '
+        'hashes with `value` as the key").',
         evidence="2.16 defines them as objects; the 2.8 example too_few_options_for_list sends objects.",
-        from_revision=SCHEMAS + "create_data_attribute_request/oneOf/0/properties/options"),
+        from_revision=SCHEMAS + "create_data_attribute_request/oneOf/0/properties/options",
+    ),
     Correction(
-        "convertVisitor", "append", SCHEMAS + "convert_visitor_request/properties/user/anyOf",
+        "convertVisitor",
+        "append",
+        SCHEMAS + "convert_visitor_request/properties/user/anyOf",
         value={"required": ["email"]},
         reason="The user a visitor is merged into may be identified by email (the property exists, but the "
-               "anyOf only allows id or user_id).",
+        "anyOf only allows id or user_id).",
         evidence="Intercom's own example convertVisitor/successful identifies the user by email (answer "
-                 "200); the sibling `visitor` allows email the same way.",
-        examples=("convertVisitor/successful",)),
+        "200); the sibling `visitor` allows email the same way.",
+        examples=("convertVisitor/successful",),
+    ),
     Correction(
-        "createMessage", "set", SCHEMAS + "create_message_request/properties/from/properties/type/enum",
+        "createMessage",
+        "set",
+        SCHEMAS + "create_message_request/properties/from/properties/type/enum",
         value=["admin", "user", "lead"],
         reason="A message may come from a user or a lead (an inbound conversation), not only an admin.",
         evidence="Intercom's own examples user_message_created and lead_message_created (answers 200).",
-        examples=("createMessage/user_message_created", "createMessage/lead_message_created")),
+        examples=("createMessage/user_message_created", "createMessage/lead_message_created"),
+    ),
     Correction(
-        "createMessage", "set", SCHEMAS + "create_message_request/properties/from/properties/id",
-        value={"type": "string", "description": "The Intercom id of the admin, user or lead sending it.",
-               "example": "991267061"},
+        "createMessage",
+        "set",
+        SCHEMAS + "create_message_request/properties/from/properties/id",
+        value={
+            "type": "string",
+            "description": "The Intercom id of the admin, user or lead sending it.",
+            "example": "991267061",
+        },
         reason="The sender's id is a string: contact ids are 24 hexadecimal characters, and admin ids are "
-               "strings in every answer. (A number is still accepted: it is sent as its decimal string.)",
+        "strings in every answer. (A number is still accepted: it is sent as its decimal string.)",
         evidence="All six 2.8 examples of createMessage send from.id as a string.",
-        examples=("createMessage/admin_message_created",)),
+        examples=("createMessage/admin_message_created",),
+    ),
     Correction(
-        "createMessage", "append", SCHEMAS + "create_message_request/anyOf",
-        value={"title": "from a user or lead", "required": ["from", "body"],
-               "properties": {"from": {"properties": {"type": {"enum": ["user", "lead"]}}}}},
+        "createMessage",
+        "append",
+        SCHEMAS + "create_message_request/anyOf",
+        value={
+            "title": "from a user or lead",
+            "required": ["from", "body"],
+            "properties": {"from": {"properties": {"type": {"enum": ["user", "lead"]}}}},
+        },
         reason="A message from a user or lead has a body and a sender only (no message_type, no `to`).",
         evidence="Intercom's own examples user_message_created and lead_message_created (answers 200).",
-        examples=("createMessage/user_message_created",)),
+        examples=("createMessage/user_message_created",),
+    ),
     Correction(
-        "createMessage", "append", SCHEMAS + "create_message_request/properties/message_type/enum",
+        "createMessage",
+        "append",
+        SCHEMAS + "create_message_request/properties/message_type/enum",
         value="conversation",
         reason="An admin-initiated conversation is created with message_type `conversation`.",
         evidence="Intercom's own example admin_message_created (answer 200).",
-        examples=("createMessage/admin_message_created",)),
+        examples=("createMessage/admin_message_created",),
+    ),
     Correction(
-        "createConversation", "remove",
+        "createConversation",
+        "remove",
         SCHEMAS + "create_conversation_request/properties/from/properties/id/format",
         reason="`format: uuid` (36 characters) contradicts minLength and maxLength 24: no value satisfies "
-               "both. Intercom's contact ids are 24 hexadecimal characters.",
-        evidence="The description's own example 536e564f316c83104c000020 (24 characters, not a UUID)."),
+        "both. Intercom's contact ids are 24 hexadecimal characters.",
+        evidence="The description's own example 536e564f316c83104c000020 (24 characters, not a UUID).",
+    ),
 )
 
 CORRECTIONS += tuple(
     Correction(
-        action, "append", f"/paths/{path.replace('/', '~1')}/get/parameters",
-        value={"name": "job_identifier", "in": "path", "required": True,
-               "description": "The job identifier (its value is also sent as the query parameter of the "
-                              "same name).", "schema": {"type": "string", "example": "job1"}},
+        action,
+        "append",
+        f"/paths/{path.replace('/', '~1')}/get/parameters",
+        value={
+            "name": "job_identifier",
+            "in": "path",
+            "required": True,
+            "description": "The job identifier (its value is also sent as the query parameter of the "
+            "same name).",
+            "schema": {"type": "string", "example": "job1"},
+        },
         reason="The path has {job_identifier}, but the parameter is declared only in the query: no valid "
-               "request can be built (and openapi-core refuses the description).",
+        "request can be built (and openapi-core refuses the description).",
         evidence="The 2.16 description's own path template and its 404 example (\"Export job not found for "
-                 "identifier: job1\").",
-        description=NEWEST_SPEC)
-    for action, path in (("getExportReportingDataByJobIdentifier", "/export/reporting_data/{job_identifier}"),
-                         ("getDownloadReportingDataByJobIdentifier",
-                          "/download/reporting_data/{job_identifier}")))
+        'identifier: job1").',
+        description=NEWEST_SPEC,
+    )
+    for action, path in (
+        ("getExportReportingDataByJobIdentifier", "/export/reporting_data/{job_identifier}"),
+        ("getDownloadReportingDataByJobIdentifier", "/download/reporting_data/{job_identifier}"),
+    )
+)
 
 CORRECTIONS += (
     Correction(
-        "createCustomObjectInstances", "set",
+        "createCustomObjectInstances",
+        "set",
         SCHEMAS + "create_or_update_custom_object_instance_request/properties/custom_attributes/"
-                  "additionalProperties",
+        "additionalProperties",
         value={"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
         reason="A custom object's attributes are typed (decimal, integer, boolean, string): their values are "
-               "not only strings.",
+        "not only strings.",
         evidence="Intercom's own example createCustomObjectInstances/successful sends total_amount 99.99.",
-        examples=("createCustomObjectInstances/successful",), description=NEWEST_SPEC),
+        examples=("createCustomObjectInstances/successful",),
+        description=NEWEST_SPEC,
+    ),
 )
 
 # Beyond the table, two rules apply to the whole description:
@@ -348,8 +391,10 @@ class SchemaConverter:
         target = self.schemas[name]
         if name in stack:
             # A recursive reference: bounded at one level, as an open object with a note.
-            out: dict[str, Any] = {"$comment": f"{RECURSIVE} to {name}.",
-                                   "description": f"A nested `{name}` (recursive; not expanded here)."}
+            out: dict[str, Any] = {
+                "$comment": f"{RECURSIVE} to {name}.",
+                "description": f"A nested `{name}` (recursive; not expanded here).",
+            }
             if isinstance(target.get("type"), str):
                 out["type"] = target["type"]
             if target.get("nullable"):
@@ -487,12 +532,19 @@ def newest_actions(spec_dir: Path, known: set[tuple[str, str]]) -> list[Action]:
             if method not in ("get", "put", "post", "delete", "patch") or same_call(method, path) in known:
                 continue
             op_id = op.get("operationId")
-            actions.append(Action(
-                action_id=op_id or derived_action_id(method, path),
-                title=clean(op.get("summary")) or f"{method.upper()} {path}", method=method.upper(),
-                path=path, spec=spec, operation=op, params=params_of(spec, item.get("parameters", []), op),
-                version=NEWEST_VERSION, derived_id=not op_id,
-            ))
+            actions.append(
+                Action(
+                    action_id=op_id or derived_action_id(method, path),
+                    title=clean(op.get("summary")) or f"{method.upper()} {path}",
+                    method=method.upper(),
+                    path=path,
+                    spec=spec,
+                    operation=op,
+                    params=params_of(spec, item.get("parameters", []), op),
+                    version=NEWEST_VERSION,
+                    derived_id=not op_id,
+                )
+            )
     return actions
 
 
@@ -509,10 +561,19 @@ def load_actions(spec_dir: Path) -> list[Action]:
         if method != row["method"]:
             raise ValueError(f"{row['action']}: method {method} in the description, {row['method']} listed")
         params = params_of(spec, shared_params, op)
-        actions.append(Action(
-            action_id=row["action"], title=row["title"], method=method, path=path, spec=spec, operation=op,
-            params=params, deprecated=not current, aliases=ALIASES.get(row["action"], {}),
-        ))
+        actions.append(
+            Action(
+                action_id=row["action"],
+                title=row["title"],
+                method=method,
+                path=path,
+                spec=spec,
+                operation=op,
+                params=params,
+                deprecated=not current,
+                aliases=ALIASES.get(row["action"], {}),
+            )
+        )
     actions += newest_actions(spec_dir, {same_call(row["method"], row["path"]) for row in rows})
     modules = [a.module for a in actions]
     if len(set(modules)) != len(modules):
@@ -691,11 +752,15 @@ def action_description(action: Action) -> str:
     if action.version:
         prefix = f"Intercom API {action.version}. {prefix}"
         if action.derived_id:
-            text += (" (Intercom's description gives this operation no operationId: the action id is "
-                     "derived from its method and path.)")
+            text += (
+                " (Intercom's description gives this operation no operationId: the action id is "
+                "derived from its method and path.)"
+            )
     if action.deprecated:
-        prefix = ("Deprecated: removed from Intercom's current 2.8 description (kept from its 2023-03-03 "
-                  f"revision so existing flows keep working). {prefix}")
+        prefix = (
+            "Deprecated: removed from Intercom's current 2.8 description (kept from its 2023-03-03 "
+            f"revision so existing flows keep working). {prefix}"
+        )
     return prefix + text
 
 
@@ -756,9 +821,9 @@ def in_schema(action: Action) -> dict[str, Any]:
     for param in action.params:
         props[param["name"]] = param_property(action, param, conv)
         if param["name"] in fixed:
-            props[param["name"]]["description"] += (
-                f" Default `{fixed[param['name']]}`" + (" (the API version of this action)."
-                                                       if param["name"] == "Intercom-Version" else "."))
+            props[param["name"]]["description"] += f" Default `{fixed[param['name']]}`" + (
+                " (the API version of this action)." if param["name"] == "Intercom-Version" else "."
+            )
         elif param.get("required") and param["name"] not in required:
             required.append(param["name"])
     alias_groups = []
@@ -789,8 +854,10 @@ def in_schema(action: Action) -> dict[str, Any]:
         flat = fields is not None and not (fields & set(props))
         form += " The request body goes under `requestBody`."
         if flat:
-            form += (" Flat form: when `requestBody` is absent, the body fields may be given at the top "
-                     "level next to the parameters; they are then validated as the body.")
+            form += (
+                " Flat form: when `requestBody` is absent, the body fields may be given at the top "
+                "level next to the parameters; they are then validated as the body."
+            )
             extra["if"] = {"required": ["requestBody"]}
             extra["else"] = schema
         else:
@@ -822,9 +889,12 @@ def out_schema(action: Action) -> dict[str, Any]:
     if response_kind(action) == "binary":
         media = ", ".join(response.get("content") or {}) or "application/octet-stream"
         what = f"{media}; a gzip archive of the export" if action.version is None else media
-        return {**head, "description": (
-            f"The downloaded file ({what}), base64-encoded, with its content "
-            f"type and size. {clean(response.get('description'))}").strip(),
+        return {
+            **head,
+            "description": (
+                f"The downloaded file ({what}), base64-encoded, with its content "
+                f"type and size. {clean(response.get('description'))}"
+            ).strip(),
             "type": "object",
             "required": ["contentType", "size", "encoding", "content"],
             "properties": {
@@ -833,13 +903,18 @@ def out_schema(action: Action) -> dict[str, Any]:
                 "encoding": {"const": "base64", "description": "How `content` is encoded."},
                 "content": {"type": "string", "contentEncoding": "base64", "description": "The file."},
                 "contentDisposition": {"type": "string", "description": "Content-Disposition, if sent."},
-            }}
+            },
+        }
     schema = action.response_schema()
     text_media = [m for m in response.get("content") or {} if m.startswith("text/")]
     if schema is None and text_media:
-        return {**head, "description": (
-            f"Intercom answers HTTP {status} with text ({', '.join(text_media)}: "
-            f"{clean(response.get('description'))}); the action emits it under `text`."), "type": "object",
+        return {
+            **head,
+            "description": (
+                f"Intercom answers HTTP {status} with text ({', '.join(text_media)}: "
+                f"{clean(response.get('description'))}); the action emits it under `text`."
+            ),
+            "type": "object",
             "required": ["status", "action", "result", "text"],
             "properties": {
                 "status": {"type": "integer", "description": "HTTP status of Intercom's answer."},
@@ -847,25 +922,35 @@ def out_schema(action: Action) -> dict[str, Any]:
                 "result": {"const": "non-JSON response", "description": "The answer is text, not JSON."},
                 "contentType": {"type": ["string", "null"], "description": "Content-Type of the answer."},
                 "text": {"type": "string", "description": "The answer (its first 10,000 bytes)."},
-            }}
+            },
+        }
     if schema is None:
-        params = {name: {"description": f"The `{name}` parameter of the request."}
-                  for name in action.names("path")}
-        return {**head, "description": (
-            f"Intercom answers HTTP {status} without a body ({clean(response.get('description'))}); "
-            "the action emits a small JSON object saying what happened."), "type": "object",
+        params = {
+            name: {"description": f"The `{name}` parameter of the request."} for name in action.names("path")
+        }
+        return {
+            **head,
+            "description": (
+                f"Intercom answers HTTP {status} without a body ({clean(response.get('description'))}); "
+                "the action emits a small JSON object saying what happened."
+            ),
+            "type": "object",
             "required": ["status", "action", "result"],
             "properties": {
                 "status": {"type": "integer", "description": "HTTP status of Intercom's answer."},
                 "action": {"const": action.action_id, "description": "The action that ran."},
                 "result": {"type": "string", "description": "What happened, e.g. `accepted` for 202."},
                 **params,
-            }}
+            },
+        }
     converted = action.converter.convert(schema)
     if converted.get("type") == "array":  # lib.operation emits an array as {"type": "list", "data": [...]}
-        converted = {"type": "object", "description": clean(response.get("description")),
-                     "required": ["type", "data"],
-                     "properties": {"type": {"const": "list"}, "data": converted}}
+        converted = {
+            "type": "object",
+            "description": clean(response.get("description")),
+            "required": ["type", "data"],
+            "properties": {"type": {"const": "list"}, "data": converted},
+        }
     out = {**head, **converted}
     key = items_key(action)
     if key:
@@ -873,7 +958,8 @@ def out_schema(action: Action) -> dict[str, Any]:
             f"{converted.get('description') or 'One page of results.'}\n\nThis is one page (emitBehaviour "
             f"`emitPage`). With `emitIndividually` each message is one element of `{key}`; with `fetchAll` "
             f'one message {{"type": "list", "{key.rsplit(".", 1)[-1]}": [every element of every page], '
-            '"total": n}.').strip()
+            '"total": n}.'
+        ).strip()
     return out
 
 
@@ -895,16 +981,21 @@ def action_entry(action: Action) -> dict[str, Any]:
             "viewClass": "SelectView",
             "model": model,
             "prompt": f"Select a {label.lower()}, or set `{param}` in the message",
-            "note": (f"Used when the message's body has no `{param}`." if param in in_body else
-                     f"Used when the message has no `{param}`."),
+            "note": (
+                f"Used when the message's body has no `{param}`."
+                if param in in_body
+                else f"Used when the message has no `{param}`."
+            ),
         }
     return {
         "main": f"lib/actions/{action.module}.py",
         "title": action_title(action),
         "description": action_description(action),
         "fields": fields,
-        "metadata": {"in": f"./schemas/{action.action_id}.in.json",
-                     "out": f"./schemas/{action.action_id}.out.json"},
+        "metadata": {
+            "in": f"./schemas/{action.action_id}.in.json",
+            "out": f"./schemas/{action.action_id}.out.json",
+        },
     }
 
 
@@ -933,8 +1024,10 @@ def module_text(action: Action, models: set[str]) -> str:
         head = f'"""{action_title(action)}:\n{action.method} {action.path}.'
     lines = [head, ""]
     if action.version:
-        lines.append(f"Intercom API {action.version}: sends `Intercom-Version: {action.version}` unless the "
-                     "message sets it.")
+        lines.append(
+            f"Intercom API {action.version}: sends `Intercom-Version: {action.version}` unless the "
+            "message sets it."
+        )
     if action.deprecated:
         lines.append("Deprecated: removed from Intercom's current 2.8 description; kept for existing flows.")
     lines += [GENERATED_NOTE, '"""']
@@ -963,12 +1056,18 @@ def module_text(action: Action, models: set[str]) -> str:
         f"    items_key={py_str(key) if key else None},",
         f"    idempotent={idempotent(action)},",
         f"    aliases={aliases},",
-        *(["    string_ids=(", *(f"        {py_tuple(p)}," for p in ids), "    ),"] if ids else
-          ["    string_ids=(),"]),
+        *(
+            ["    string_ids=(", *(f"        {py_tuple(p)}," for p in ids), "    ),"]
+            if ids
+            else ["    string_ids=(),"]
+        ),
         f"    response={py_str(response_kind(action))},",
         *([f"    default_headers={json.dumps(action.fixed_headers)},"] if action.fixed_headers else []),
-        *([f"    cfg_body_fields={py_tuple(body_select_fields(action))},"]
-          if body_select_fields(action) else []),
+        *(
+            [f"    cfg_body_fields={py_tuple(body_select_fields(action))},"]
+            if body_select_fields(action)
+            else []
+        ),
         ")",
         "process = operation.process",
         "",
@@ -986,10 +1085,22 @@ def ruff_formatted(modules: dict[str, str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as scratch:
         for name, text in modules.items():
             (Path(scratch) / name.replace("/", "__")).write_text(text, encoding="utf-8")
-        subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", "--config",
-                        str(ROOT / "pyproject.toml"), scratch], check=True)
-        return {name: (Path(scratch) / name.replace("/", "__")).read_text(encoding="utf-8")
-                for name in modules}
+        subprocess.run(  # noqa: S603 (our own interpreter and arguments)
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "format",
+                "--quiet",
+                "--config",
+                str(ROOT / "pyproject.toml"),
+                scratch,
+            ],
+            check=True,
+        )
+        return {
+            name: (Path(scratch) / name.replace("/", "__")).read_text(encoding="utf-8") for name in modules
+        }
 
 
 def generate(spec_dir: Path = SPEC_DIR, root: Path = ROOT) -> dict[str, str]:
@@ -1027,13 +1138,19 @@ def main(argv: list[str] | None = None) -> int:
     needed = ["operations.json", CURRENT_SPEC, LEGACY_SPEC, NEWEST_SPEC]
     missing = [name for name in needed if not (args.spec_dir / name).is_file()]
     if missing:
-        print(f"error: {args.spec_dir} lacks {', '.join(missing)}: Intercom's OpenAPI descriptions are read "
-              "from there (set --spec-dir or INTERCOM_SPEC_DIR to the folder that holds them)", file=sys.stderr)
+        print(
+            f"error: {args.spec_dir} lacks {', '.join(missing)}: Intercom's OpenAPI descriptions are read "
+            "from there (set --spec-dir or INTERCOM_SPEC_DIR to the folder that holds them)",
+            file=sys.stderr,
+        )
         return 2
     files = generate(args.spec_dir, ROOT)
     out: Path = args.out
-    stale = sorted(p for p, text in files.items()
-                   if not (out / p).exists() or (out / p).read_text(encoding="utf-8") != text)
+    stale = sorted(
+        p
+        for p, text in files.items()
+        if not (out / p).exists() or (out / p).read_text(encoding="utf-8") != text
+    )
     extra = sorted(existing(out) - set(files)) if (out / "schemas").exists() else []
     if args.check:
         for path in [*stale, *extra]:

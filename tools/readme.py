@@ -2,6 +2,7 @@
 
 `python -m tools.readme` rewrites the block between the markers; tests/test_readme.py fails when it is stale.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,26 @@ VERSION = re.compile(r"^Intercom API (\d+\.\d+)\. ")
 
 # Groups of the table: the first segment of the call's path, named; segments not listed name themselves.
 GROUPS = {
-    "me": "Admins", "admins": "Admins", "ai": "AI content (Fin)", "fin": "Fin agent", "fin_voice": "Calls",
-    "calls": "Calls", "content": "Content snippets and Knowledge Hub", "content_snippets":
-    "Content snippets and Knowledge Hub", "export": "Data exports", "download": "Data exports",
-    "help_center": "Help Center", "news": "News", "ticket_types": "Tickets", "ticket_states": "Tickets",
-    "tickets": "Tickets", "events": "Data events", "phone_call_redirects": "Phone calls", "ip_allowlist":
-    "IP allowlist", "office_hours_schedules": "Office hours", "messages": "Messages",
+    "me": "Admins",
+    "admins": "Admins",
+    "ai": "AI content (Fin)",
+    "fin": "Fin agent",
+    "fin_voice": "Calls",
+    "calls": "Calls",
+    "content": "Content snippets and Knowledge Hub",
+    "content_snippets": "Content snippets and Knowledge Hub",
+    "export": "Data exports",
+    "download": "Data exports",
+    "help_center": "Help Center",
+    "news": "News",
+    "ticket_types": "Tickets",
+    "ticket_states": "Tickets",
+    "tickets": "Tickets",
+    "events": "Data events",
+    "phone_call_redirects": "Phone calls",
+    "ip_allowlist": "IP allowlist",
+    "office_hours_schedules": "Office hours",
+    "messages": "Messages",
 }
 
 
@@ -49,8 +64,14 @@ def actions_table(component: dict) -> str:
     out: list[str] = []
     for name in sorted(groups, key=str.lower):
         rows = groups[name]
-        out += [f"### {name} ({len(rows)})", "", "| Action id | Title | Intercom call | API |",
-                "|---|---|---|---|", *rows, ""]
+        out += [
+            f"### {name} ({len(rows)})",
+            "",
+            "| Action id | Title | Intercom call | API |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
     return "\n".join(out).rstrip()
 
 

@@ -6,6 +6,7 @@ echoed it), decoded, and, where code is about to read fields from it, checked fo
 is "Intercom answered an unexpected shape at <field>: expected ...".
 Pagination, triggers, select models and the verifier read through ``page`` / ``expect`` / ``items``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,15 @@ from lib.intercom.errors import MASK, IntercomError, cut, secret_forms
 MAX_BYTES = 64 * 1024 * 1024  # an Intercom page of 150 conversations is a few MB
 MAX_DEPTH = 100  # Intercom objects nest about ten levels deep
 _CHUNK = 64 * 1024
-_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string", int: "a number",
-                           float: "a number", bool: "a boolean", type(None): "null"}
+_KINDS: dict[type, str] = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def kind_of(value: Any) -> str:
@@ -28,30 +36,34 @@ class TooDeep(ValueError):
     """JSON nested deeper than MAX_DEPTH."""
 
 
-def invalid(message: str, response: Any = None, *, method: str | None = None,
-            path: str | None = None) -> IntercomError:
+def invalid(
+    message: str, response: Any = None, *, method: str | None = None, path: str | None = None
+) -> IntercomError:
     """The IntercomError for an answer we cannot use (code ``invalid_response``)."""
     status = getattr(response, "status_code", None)
     return IntercomError(message, status=status, code="invalid_response", method=method, path=path)
 
 
-def read_body(response: Any, *, method: str | None = None, path: str | None = None,
-              limit: int | None = None) -> bytes:
+def read_body(
+    response: Any, *, method: str | None = None, path: str | None = None, limit: int | None = None
+) -> bytes:
     """Read the whole (streamed) body into ``response.content``, refusing more than ``limit`` bytes."""
     limit = MAX_BYTES if limit is None else limit
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         response.close()
-        raise invalid(f"the answer is larger than {limit // (1024 * 1024)} MB", response, method=method,
-                     path=path)
+        raise invalid(
+            f"the answer is larger than {limit // (1024 * 1024)} MB", response, method=method, path=path
+        )
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(_CHUNK):
         size += len(chunk)
         if size > limit:
             response.close()
-            raise invalid(f"the answer is larger than {limit // (1024 * 1024)} MB", response,
-                         method=method, path=path)
+            raise invalid(
+                f"the answer is larger than {limit // (1024 * 1024)} MB", response, method=method, path=path
+            )
         chunks.append(chunk)
     response._content = b"".join(chunks)  # what requests itself does when it reads the body
     response._content_consumed = True
@@ -130,8 +142,9 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def decode(response: Any, *, method: str | None = None, path: str | None = None,
-           token: str | None = None) -> Any:
+def decode(
+    response: Any, *, method: str | None = None, path: str | None = None, token: str | None = None
+) -> Any:
     """The answer's JSON (None for an empty body), or an IntercomError that says what was wrong with it."""
     try:
         return loads(response.content)
@@ -139,12 +152,25 @@ def decode(response: Any, *, method: str | None = None, path: str | None = None,
         kind = cut(str(response.headers.get("Content-Type") or "unknown"), 80, token)
         reason = str(exc) if isinstance(exc, TooDeep) else f"not JSON (Content-Type {kind})"
         request_id = cut(str(response.headers.get("X-Request-Id") or ""), 100, token) or None
-        raise IntercomError(f"the answer is {reason}", status=response.status_code, code="invalid_response",
-                            method=method, path=path, request_id=request_id) from None
+        raise IntercomError(
+            f"the answer is {reason}",
+            status=response.status_code,
+            code="invalid_response",
+            method=method,
+            path=path,
+            request_id=request_id,
+        ) from None
 
 
-def expect(value: Any, kinds: type | tuple[type, ...], field: str, *, method: str | None = None,
-           path: str | None = None, optional: bool = True) -> Any:
+def expect(
+    value: Any,
+    kinds: type | tuple[type, ...],
+    field: str,
+    *,
+    method: str | None = None,
+    path: str | None = None,
+    optional: bool = True,
+) -> Any:
     """``value`` if it is of ``kinds`` (or None when ``optional``); else the shape error naming ``field``."""
     wanted = kinds if isinstance(kinds, tuple) else (kinds,)
     if value is None and optional:
@@ -152,12 +178,16 @@ def expect(value: Any, kinds: type | tuple[type, ...], field: str, *, method: st
     if isinstance(value, wanted) and (bool in wanted or not isinstance(value, bool)):
         return value
     expected = " or ".join(dict.fromkeys(_KINDS.get(k, k.__name__) for k in wanted))
-    raise invalid(f"Intercom answered an unexpected shape at {field}: expected {expected}, "
-                  f"got {kind_of(value)}", method=method, path=path)
+    raise invalid(
+        f"Intercom answered an unexpected shape at {field}: expected {expected}, got {kind_of(value)}",
+        method=method,
+        path=path,
+    )
 
 
-def page(value: Any, items_key: str, *, method: str | None = None, path: str | None = None,
-         objects: bool = False) -> dict[str, Any]:
+def page(
+    value: Any, items_key: str, *, method: str | None = None, path: str | None = None, objects: bool = False
+) -> dict[str, Any]:
     """Check the fields a list page is read by (pagination, items); ``objects``: every item an object."""
     body = expect(value, dict, "(root)", method=method, path=path, optional=False)
     items = expect(body.get(items_key), list, items_key, method=method, path=path)
@@ -176,8 +206,9 @@ def page(value: Any, items_key: str, *, method: str | None = None, path: str | N
     return body
 
 
-def items(value: Any, key: str, *, method: str | None = None,
-          path: str | None = None) -> list[dict[str, Any]]:
+def items(
+    value: Any, key: str, *, method: str | None = None, path: str | None = None
+) -> list[dict[str, Any]]:
     """The objects of a one-response list (select models): the answer an object, ``key`` a list."""
     if value is None:
         return []

@@ -6,6 +6,7 @@ cached copy and fetches it again (``elasticio_sailor.credentials``), and repeat 
 new token. Nothing was sent to Intercom with effect (it refused the request), so the retry cannot
 duplicate anything. When the sailor has nothing newer, the original error stands.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -35,8 +36,9 @@ def call(run: Callable[[IntercomClient], T], client: IntercomClient, cfg: dict[s
     return run(IntercomClient.from_cfg(fresh))
 
 
-def iterate(run: Callable[[IntercomClient], Iterator[T]], client: IntercomClient,
-            cfg: dict[str, Any]) -> Iterator[T]:
+def iterate(
+    run: Callable[[IntercomClient], Iterator[T]], client: IntercomClient, cfg: dict[str, Any]
+) -> Iterator[T]:
     """`call` for a lazy sequence (pages): only a refusal before the first item is retried, so nothing
     already emitted is emitted twice."""
     items = run(client)

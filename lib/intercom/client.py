@@ -27,6 +27,7 @@ Design choices (and why):
   where they connect (``transport``); bodies are read under size and depth limits, with any echo of the token
   masked, and turned into data or a clear IntercomError (``answers``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,15 @@ PAGINATION_STYLES = pagination.STYLES
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CACHE_SIZE = 64
 #: Every cfg field settings_from_cfg (and lib.intercom.regions) reads: together they determine the client.
-_SETTINGS_FIELDS = ("server", "otherServer", "accessToken", "auth_bearerAuth", "intercomVersion",
-                    "requestTimeout", "maxRetries")
+_SETTINGS_FIELDS = (
+    "server",
+    "otherServer",
+    "accessToken",
+    "auth_bearerAuth",
+    "intercomVersion",
+    "requestTimeout",
+    "maxRetries",
+)
 
 
 def _module_sleep(seconds: float) -> None:
@@ -136,12 +144,14 @@ class IntercomClient:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             session.verify = ca_bundle
-        session.headers.update({
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "Intercom-Version": version,
-            "User-Agent": USER_AGENT,
-        })
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Intercom-Version": version,
+                "User-Agent": USER_AGENT,
+            }
+        )
         self.session = session
 
     def __repr__(self) -> str:  # never show the token
@@ -159,8 +169,9 @@ class IntercomClient:
     def settings_from_cfg(cls, cfg: dict[str, Any]) -> dict[str, Any]:
         """The constructor arguments that ``cfg`` selects (raises ConfigurationError on bad fields)."""
         version = cfg.get("intercomVersion")
-        version = config.header_value(version, "intercomVersion") if version not in (None, "") \
-            else DEFAULT_VERSION
+        version = (
+            config.header_value(version, "intercomVersion") if version not in (None, "") else DEFAULT_VERSION
+        )
         read = _number(cfg, "requestTimeout", DEFAULT_READ_TIMEOUT, minimum=0.001, maximum=3600)
         retries = _number(cfg, "maxRetries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES_LIMIT)
         if retries != int(retries):
@@ -266,8 +277,15 @@ class IntercomClient:
                 # requestTimeout bounds the whole attempt, body included (transport.deadline)
                 with transport.deadline(self.timeout[1]) as call:
                     try:
-                        response = self.session.request(method, url, params=params, json=json,
-                                                        headers=headers, timeout=self.timeout, stream=True)
+                        response = self.session.request(
+                            method,
+                            url,
+                            params=params,
+                            json=json,
+                            headers=headers,
+                            timeout=self.timeout,
+                            stream=True,
+                        )
                         if not stream:
                             answers.read_body(response, method=method, path=path)
                             answers.mask(response, self._token)
@@ -280,13 +298,25 @@ class IntercomClient:
                 self.pacer.observe({})
                 sent = _sent_before_failure(exc)
                 connection_problem = isinstance(
-                    exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
-                if connection_problem and retries < self.max_retries and (idempotent or not sent) \
-                        and not isinstance(exc, requests.exceptions.SSLError):
+                    exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+                )
+                if (
+                    connection_problem
+                    and retries < self.max_retries
+                    and (idempotent or not sent)
+                    and not isinstance(exc, requests.exceptions.SSLError)
+                ):
                     retries += 1
                     wait = self._backoff(retries)
-                    log.warning("Intercom %s %s failed (%s); retry %d/%d in %.2fs", method, path,
-                                type(exc).__name__, retries, self.max_retries, wait)
+                    log.warning(
+                        "Intercom %s %s failed (%s); retry %d/%d in %.2fs",
+                        method,
+                        path,
+                        type(exc).__name__,
+                        retries,
+                        self.max_retries,
+                        wait,
+                    )
                     self._sleep(wait)
                     continue
                 raise self._connection_error(exc, method, path, attempt, sent) from None
@@ -298,34 +328,53 @@ class IntercomClient:
                 wait = ratelimit.wait_for_429(response.headers, self.clock(), self._backoff(attempt))
                 if rate_limited + wait <= self.max_rate_limit_wait:
                     rate_limited += wait
-                    log.warning("Intercom %s %s answered 429; waiting %.2fs (%.1fs of %gs for rate limits)",
-                                method, path, wait, rate_limited, self.max_rate_limit_wait)
+                    log.warning(
+                        "Intercom %s %s answered 429; waiting %.2fs (%.1fs of %gs for rate limits)",
+                        method,
+                        path,
+                        wait,
+                        rate_limited,
+                        self.max_rate_limit_wait,
+                    )
                     response.close()
                     self._sleep(wait)
                     continue
             elif status >= 500 and idempotent and retries < self.max_retries:
                 retries += 1
                 wait = self._wait_for(response, retries)
-                log.warning("Intercom %s %s answered %d; retry %d/%d in %.2fs", method, path, status,
-                            retries, self.max_retries, wait)
+                log.warning(
+                    "Intercom %s %s answered %d; retry %d/%d in %.2fs",
+                    method,
+                    path,
+                    status,
+                    retries,
+                    self.max_retries,
+                    wait,
+                )
                 response.close()
                 self._sleep(wait)
                 continue
-            error = IntercomError.from_response(response, method=method, path=path, attempts=attempt,
-                                                token=self._token)
+            error = IntercomError.from_response(
+                response, method=method, path=path, attempts=attempt, token=self._token
+            )
             response.close()
             if status == 429:
                 error = ratelimit.gave_up(error, rate_limited, wait, self.max_rate_limit_wait)
             raise with_auth_hint(error)
 
-    def _connection_error(self, exc: requests.RequestException, method: str, path: str, attempts: int,
-                          sent: bool) -> IntercomError:
+    def _connection_error(
+        self, exc: requests.RequestException, method: str, path: str, attempts: int, sent: bool
+    ) -> IntercomError:
         timeout = isinstance(exc, requests.exceptions.Timeout)
         if not isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             # e.g. a body that is not JSON-serialisable or an invalid header value: nothing was sent
-            return IntercomError(cut(f"the request could not be sent: {type(exc).__name__}: {exc}", 250,
-                                     self._token),
-                                 code="request_error", method=method, path=path, attempts=attempts)
+            return IntercomError(
+                cut(f"the request could not be sent: {type(exc).__name__}: {exc}", 250, self._token),
+                code="request_error",
+                method=method,
+                path=path,
+                attempts=attempts,
+            )
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             what = "connecting timed out"
         elif timeout:
@@ -340,8 +389,14 @@ class IntercomClient:
         if reason is not None and not isinstance(reason, str):
             detail += f": {type(reason).__name__}"
         message = cut(f"{what} to {self.base_url} ({detail})", 300, self._token)
-        return IntercomError(message, code="timeout" if timeout else "connection_error", method=method,
-                             path=path, attempts=attempts, retryable=True)
+        return IntercomError(
+            message,
+            code="timeout" if timeout else "connection_error",
+            method=method,
+            path=path,
+            attempts=attempts,
+            retryable=True,
+        )
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """``request`` and decode the JSON body (None for an empty body)."""
@@ -366,20 +421,34 @@ class IntercomClient:
         """Yield each page's JSON, following ``style`` to the last page (lib.intercom.pagination: the styles,
         the loop guard and the ``max_pages`` cap, all ending in PaginationError after the pages so far).
         Listing is a read, so pages are retried as idempotent."""
+
         def fetch(request: pagination.PageRequest) -> Any:
-            page = self.request_json(method, request.path, params=request.params, json=request.json,
-                                     headers=headers, idempotent=idempotent)
+            page = self.request_json(
+                method,
+                request.path,
+                params=request.params,
+                json=request.json,
+                headers=headers,
+                idempotent=idempotent,
+            )
             answers.page(page, items_key, method=method.upper(), path=request.path)  # what pagination reads
             return page
 
         first = pagination.PageRequest(path, params, json)
-        return pagination.follow(fetch, style, first, method=method.upper(), items_key=items_key,
-                                 split_url=self._split_next_url, limit=max_pages)
+        return pagination.follow(
+            fetch,
+            style,
+            first,
+            method=method.upper(),
+            items_key=items_key,
+            split_url=self._split_next_url,
+            limit=max_pages,
+        )
 
     def _split_next_url(self, url: str) -> tuple[str, list[tuple[str, str]]]:
         """Path and query of a ``pages.next`` URL, re-rooted on our base URL (the token never leaves it)."""
         parts = urlsplit(url)
         path = parts.path or "/"
         if self._base_path and path.startswith(self._base_path + "/"):
-            path = path[len(self._base_path):]
+            path = path[len(self._base_path) :]
         return path, parse_qsl(parts.query, keep_blank_values=True)

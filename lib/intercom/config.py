@@ -16,6 +16,7 @@ Two concerns live here because both decide, from the step's cfg alone, whether a
   (``lib.intercom.client``), which checks each resolved address and connects to the checked one, so a name
   that resolves differently a second later (DNS rebinding) cannot slip through.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -33,20 +34,33 @@ from lib.intercom.errors import ConfigurationError
 #: metadata addresses stay refused whatever it says.
 ALLOW_PRIVATE_ENV = "INTERCOM_ALLOW_PRIVATE_HOSTS"
 
-_METADATA_NAMES = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.internal",
-    "instance-data", "instance-data.ec2.internal", "metadata.tencentyun.com", "metadata.platformequinix.com",
-})
-_METADATA_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16",     # link-local: the metadata of AWS/GCP/Azure/OpenStack/Oracle, AWS ECS
-    "fe80::/10",          # IPv6 link-local
-    "fd00:ec2::254/128",  # AWS metadata over IPv6
-    "100.100.100.200/32",  # Alibaba Cloud metadata
-    "168.63.129.16/32",   # Azure WireServer
-    "0.0.0.0/8",          # "this network": 0.0.0.0 reaches the host itself on Linux
-    "::/128",
-    "224.0.0.0/4", "255.255.255.255/32", "ff00::/8",  # multicast, broadcast
-))
+_METADATA_NAMES = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata.azure.internal",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+        "metadata.platformequinix.com",
+    }
+)
+_METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "169.254.0.0/16",  # link-local: the metadata of AWS/GCP/Azure/OpenStack/Oracle, AWS ECS
+        "fe80::/10",  # IPv6 link-local
+        "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "100.100.100.200/32",  # Alibaba Cloud metadata
+        "168.63.129.16/32",  # Azure WireServer
+        "0.0.0.0/8",  # "this network": 0.0.0.0 reaches the host itself on Linux
+        "::/128",
+        "224.0.0.0/4",
+        "255.255.255.255/32",
+        "ff00::/8",  # multicast, broadcast
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -56,13 +70,15 @@ def header_value(value: Any, field: str) -> str:
     """``value`` as a header-safe string, or a ConfigurationError naming ``field`` (never the value)."""
     text = value.strip() if isinstance(value, str) else str(value)
     if _CONTROL.search(text):
-        raise ConfigurationError(f"Field '{field}' must not contain control characters such as CR or LF",
-                                 field=field)
+        raise ConfigurationError(
+            f"Field '{field}' must not contain control characters such as CR or LF", field=field
+        )
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:
-        raise ConfigurationError(f"Field '{field}' must contain only Latin-1 (ISO-8859-1) characters",
-                                 field=field) from None
+        raise ConfigurationError(
+            f"Field '{field}' must contain only Latin-1 (ISO-8859-1) characters", field=field
+        ) from None
     return text
 
 
@@ -83,13 +99,16 @@ def server_url(url: str, field: str) -> str:
     """``url`` without a trailing slash if it is a safe absolute http(s) base URL; else a field's error."""
     text = url.strip()
     if _CONTROL.search(text) or " " in text:
-        raise ConfigurationError(f"Field '{field}' must not contain spaces or control characters such as "
-                                 "CR or LF", field=field)
+        raise ConfigurationError(
+            f"Field '{field}' must not contain spaces or control characters such as CR or LF", field=field
+        )
     try:
         text.encode("ascii")
     except UnicodeEncodeError:
-        raise ConfigurationError(f"Field '{field}' must be an ASCII URL (write a non-ASCII host name in its "
-                                 "xn-- form)", field=field) from None
+        raise ConfigurationError(
+            f"Field '{field}' must be an ASCII URL (write a non-ASCII host name in its xn-- form)",
+            field=field,
+        ) from None
     try:
         parts = urlsplit(text)
         host = parts.hostname
@@ -98,10 +117,14 @@ def server_url(url: str, field: str) -> str:
         raise ConfigurationError(f"Field '{field}' is not a valid URL: {exc}", field=field) from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(
-            f"Field '{field}' must be an absolute http(s) URL such as https://api.intercom.io", field=field)
+            f"Field '{field}' must be an absolute http(s) URL such as https://api.intercom.io", field=field
+        )
     if "@" in parts.netloc:
-        raise ConfigurationError(f"Field '{field}' must not contain user info (user:password@): the access "
-                                 "token is the only credential sent", field=field)
+        raise ConfigurationError(
+            f"Field '{field}' must not contain user info (user:password@): the access "
+            "token is the only credential sent",
+            field=field,
+        )
     if port == 0:
         raise ConfigurationError(f"Field '{field}' has an invalid port 0", field=field)
     if parts.query or parts.fragment:
@@ -110,13 +133,15 @@ def server_url(url: str, field: str) -> str:
     if literal is None and not re.fullmatch(r"[A-Za-z0-9_.-]+", host):
         raise ConfigurationError(f"Field '{field}' has an invalid host name", field=field)
     if host.rstrip(".").lower() in _METADATA_NAMES:
-        raise ConfigurationError(f"Field '{field}' points at a cloud metadata host, which is refused",
-                                 field=field)
+        raise ConfigurationError(
+            f"Field '{field}' points at a cloud metadata host, which is refused", field=field
+        )
     if literal is not None:
         reason = refusal(literal, host)
         if reason:
-            raise ConfigurationError(f"Field '{field}' points at {reason}, which is refused"
-                                     f"{_allow_hint(reason)}", field=field)
+            raise ConfigurationError(
+                f"Field '{field}' points at {reason}, which is refused{_allow_hint(reason)}", field=field
+            )
     return text.rstrip("/")
 
 
@@ -197,6 +222,9 @@ def checked_addresses(host: str, port: int) -> list[str]:
     for text in addresses:
         reason = refusal(ipaddress.ip_address(text.split("%", 1)[0]), host)
         if reason:
-            raise ForbiddenAddress(f"Field 'otherServer': the host {host[:100]} resolves to {reason}, which "
-                                   f"is refused{_allow_hint(reason)}", field="otherServer")
+            raise ForbiddenAddress(
+                f"Field 'otherServer': the host {host[:100]} resolves to {reason}, which "
+                f"is refused{_allow_hint(reason)}",
+                field="otherServer",
+            )
     return addresses

@@ -5,6 +5,7 @@ Every exception here carries JSON-safe details in ``to_dict()``, which the sailo
 built from Intercom's error body, the HTTP method and the URL path only, and are scrubbed of the
 token as a second line of defence (see ``scrub``).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -108,10 +109,23 @@ class IntercomError(Exception):
         super().__init__(self._format())
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickling/deepcopy: rebuild from the keyword fields
-        return (_rebuild, (type(self), (self.message,), {
-            "status": self.status, "code": self.code, "request_id": self.request_id, "errors": self.errors,
-            "method": self.method, "path": self.path, "attempts": self.attempts,
-            "retryable": self.retryable}))
+        return (
+            _rebuild,
+            (
+                type(self),
+                (self.message,),
+                {
+                    "status": self.status,
+                    "code": self.code,
+                    "request_id": self.request_id,
+                    "errors": self.errors,
+                    "method": self.method,
+                    "path": self.path,
+                    "attempts": self.attempts,
+                    "retryable": self.retryable,
+                },
+            ),
+        )
 
     def _format(self) -> str:
         head = "Intercom"
@@ -134,8 +148,13 @@ class IntercomError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe details for the error event."""
         # "message" is left to the sailor (it is str(exc)); Intercom's own text goes under intercom_message
-        out: dict[str, Any] = {"status": self.status, "code": self.code, "intercom_message": self.message,
-                               "request_id": self.request_id, "errors": self.errors}
+        out: dict[str, Any] = {
+            "status": self.status,
+            "code": self.code,
+            "intercom_message": self.message,
+            "request_id": self.request_id,
+            "errors": self.errors,
+        }
         if self.method:
             out["method"] = self.method
         if self.path:
@@ -146,8 +165,15 @@ class IntercomError(Exception):
         return out
 
     @classmethod
-    def from_response(cls, response: Any, *, method: str | None = None, path: str | None = None,
-                      attempts: int | None = None, token: str | None = None) -> IntercomError:
+    def from_response(
+        cls,
+        response: Any,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        attempts: int | None = None,
+        token: str | None = None,
+    ) -> IntercomError:
         """Build the error from an HTTP response with Intercom's ``error.list`` body (or anything else).
 
         Every text taken from the answer (body, request id) is redacted of the token before it is cut.
@@ -180,20 +206,37 @@ class IntercomError(Exception):
         if not message:
             text = ""
             if body is None and response.content:
-                text = response.content[:64 * 1024].decode("utf-8", "replace").strip()
+                text = response.content[: 64 * 1024].decode("utf-8", "replace").strip()
             message = text or str(response.reason or "HTTP error")
         message = cut(message, _MAX_TEXT, token)
         request_id = cut(str(request_id), 100, token) if request_id else None
         code = cut(code, 100, token) if code else _DEFAULT_CODES.get(status, f"http_{status}")
-        return cls(message, status=status, code=code, request_id=request_id, errors=errors,
-                   method=method, path=path, attempts=attempts,
-                   retryable=status == 429 or status >= 500)
+        return cls(
+            message,
+            status=status,
+            code=code,
+            request_id=request_id,
+            errors=errors,
+            method=method,
+            path=path,
+            attempts=attempts,
+            retryable=status == 429 or status >= 500,
+        )
 
 
-_DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                  409: "conflict", 422: "unprocessable_entity", 429: "rate_limit_exceeded",
-                  500: "server_error", 502: "bad_gateway", 503: "service_unavailable",
-                  504: "gateway_timeout"}
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "unprocessable_entity",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
 
 
 class ConfigurationError(ValueError):
@@ -240,15 +283,22 @@ def with_auth_hint(error: IntercomError) -> IntercomError:
     resource = (error.path or "").strip("/").split("/")[0] or "this resource"
     hints = {
         401: "the access token is invalid, expired or revoked: check the accessToken credential (a "
-             "reinstalled or re-authorised app gets a new token)",
+        "reinstalled or re-authorised app gets a new token)",
         403: f"the token is valid but may not do this: the app probably lacks the permission scope for "
-             f"`{resource}` (Developer Hub > your app > Authentication > permissions), or the workspace's "
-             "plan does not include this API",
+        f"`{resource}` (Developer Hub > your app > Authentication > permissions), or the workspace's "
+        "plan does not include this API",
     }
     hint = hints.get(error.status or 0)
     if hint is None or "Likely cause" in error.message:
         return error
-    return type(error)(f"{error.message}. Likely cause: {hint}", status=error.status, code=error.code,
-                       request_id=error.request_id, errors=error.errors, method=error.method,
-                       path=error.path, attempts=error.attempts, retryable=error.retryable)
-
+    return type(error)(
+        f"{error.message}. Likely cause: {hint}",
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        errors=error.errors,
+        method=error.method,
+        path=error.path,
+        attempts=error.attempts,
+        retryable=error.retryable,
+    )

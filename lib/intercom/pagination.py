@@ -14,6 +14,7 @@ Scrolls: Intercom allows one scroll of companies per workspace at a time and exp
 about a minute after its last use; both are answered 400 (or 404 for an unknown param), which becomes a
 ``PaginationError`` saying which it is.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ def max_pages(cfg: dict[str, Any]) -> int:
     except (TypeError, ValueError):
         number = 0.0
     if isinstance(value, bool) or number != int(number) or number < 1:
-        raise ConfigurationError(f"Field '{MAX_PAGES_FIELD}' must be a whole number of pages, at least 1",
-                                 field=MAX_PAGES_FIELD)
+        raise ConfigurationError(
+            f"Field '{MAX_PAGES_FIELD}' must be a whole number of pages, at least 1", field=MAX_PAGES_FIELD
+        )
     return int(number)
 
 
@@ -84,8 +86,10 @@ class _Pager:
 
     def mark(self, token: str, what: str) -> None:
         if token in self.seen:
-            raise PaginationError(f"Intercom repeated {what}; stopped to avoid a loop (the pages before "
-                                  "were emitted)", code="pagination_loop")
+            raise PaginationError(
+                f"Intercom repeated {what}; stopped to avoid a loop (the pages before were emitted)",
+                code="pagination_loop",
+            )
         self.seen.add(token)
 
     def follow_url(self, nxt: str, request: PageRequest) -> PageRequest:
@@ -159,8 +163,10 @@ class PagePager(_Pager):
         if number is None:
             return
         if self.current is not None and number <= self.current:
-            raise PaginationError(f"Intercom answered page {number} (of {total}) again; stopped to avoid a "
-                                  "loop", code="pagination_loop")
+            raise PaginationError(
+                f"Intercom answered page {number} (of {total}) again; stopped to avoid a loop",
+                code="pagination_loop",
+            )
         self.current = number
 
 
@@ -206,8 +212,10 @@ class ScrollPager(_Pager):
         items = page.get(self.items_key)
         if items:
             text = json.dumps(items, sort_keys=True, default=str).encode()
-            self.mark("page:" + hashlib.sha1(text, usedforsecurity=False).hexdigest(),
-                      "a scroll page (the same objects as an earlier page)")
+            self.mark(
+                "page:" + hashlib.sha1(text, usedforsecurity=False).hexdigest(),
+                "a scroll page (the same objects as an earlier page)",
+            )
 
     def next(self, page: dict[str, Any], request: PageRequest) -> PageRequest | None:
         items, scroll = page.get(self.items_key), page.get("scroll_param")
@@ -220,27 +228,51 @@ class ScrollPager(_Pager):
         if error.status not in ((400, 404) if continuing else (400,)):
             return error
         if continuing:
-            message = ("the scroll expired or is unknown (Intercom expires a scroll_param about a minute "
-                       f"after its last use); start the scroll again. Intercom said: {error.message}")
+            message = (
+                "the scroll expired or is unknown (Intercom expires a scroll_param about a minute "
+                f"after its last use); start the scroll again. Intercom said: {error.message}"
+            )
             code = "scroll_expired"
         else:
-            message = ("Intercom allows one scroll per workspace at a time, and another is in progress "
-                       "(another flow, or an unfinished run: it expires about a minute after its last use); "
-                       f"try again later. Intercom said: {error.message}")
+            message = (
+                "Intercom allows one scroll per workspace at a time, and another is in progress "
+                "(another flow, or an unfinished run: it expires about a minute after its last use); "
+                f"try again later. Intercom said: {error.message}"
+            )
             code = "scroll_in_progress"
-        return PaginationError(message, status=error.status, code=code, request_id=error.request_id,
-                               errors=error.errors, method=error.method, path=error.path,
-                               attempts=error.attempts, retryable=True)
+        return PaginationError(
+            message,
+            status=error.status,
+            code=code,
+            request_id=error.request_id,
+            errors=error.errors,
+            method=error.method,
+            path=error.path,
+            attempts=error.attempts,
+            retryable=True,
+        )
 
 
-PAGERS: dict[str, type[_Pager]] = {"cursor": CursorPager, "search": SearchPager, "scroll": ScrollPager,
-                                   "page": PagePager, "next_cursor": NextCursorPager,
-                                   "body_page": BodyPagePager}
+PAGERS: dict[str, type[_Pager]] = {
+    "cursor": CursorPager,
+    "search": SearchPager,
+    "scroll": ScrollPager,
+    "page": PagePager,
+    "next_cursor": NextCursorPager,
+    "body_page": BodyPagePager,
+}
 
 
-def follow(fetch: Callable[[PageRequest], Any], style: str, first: PageRequest, *, method: str,
-           items_key: str, split_url: Callable[[str], tuple[str, list[tuple[str, str]]]],
-           limit: int = DEFAULT_MAX_PAGES) -> Iterator[Any]:
+def follow(
+    fetch: Callable[[PageRequest], Any],
+    style: str,
+    first: PageRequest,
+    *,
+    method: str,
+    items_key: str,
+    split_url: Callable[[str], tuple[str, list[tuple[str, str]]]],
+    limit: int = DEFAULT_MAX_PAGES,
+) -> Iterator[Any]:
     """Yield each page's JSON from ``first`` on; raise PaginationError (after the pages so far) on a loop,
     past ``limit`` pages, or for a refused scroll."""
     if style not in PAGERS:
@@ -250,9 +282,13 @@ def follow(fetch: Callable[[PageRequest], Any], style: str, first: PageRequest, 
     count = 0
     while request is not None:
         if count >= limit:
-            raise PaginationError(f"stopped after {limit} pages (step field {MAX_PAGES_FIELD}); the pages so "
-                                  "far were emitted, the rest were not fetched", code="page_limit",
-                                  method=method, path=first.path)
+            raise PaginationError(
+                f"stopped after {limit} pages (step field {MAX_PAGES_FIELD}); the pages so "
+                "far were emitted, the rest were not fetched",
+                code="page_limit",
+                method=method,
+                path=first.path,
+            )
         try:
             page = fetch(request)
         except PaginationError:

@@ -17,6 +17,7 @@ Waits end at the window's end plus ``MARGIN``.
 ``maxRetries``. Instead, one call waits at most ``DEFAULT_RATE_LIMIT_WAIT`` seconds in total for 429s
 (``max_rate_limit_wait`` of the client); past that the 429 is the call's error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -164,8 +165,18 @@ def wait_for_429(headers: Mapping[str, Any], now: float, backoff: float) -> floa
 
 def gave_up(error: IntercomError, waited: float, wanted: float, limit: float) -> IntercomError:
     """The 429 that ends a call, saying how long it waited and why it stopped."""
-    note = (f"still rate-limited after waiting {waited:.1f} s; Intercom asks for {wanted:.1f} s more, beyond "
-            f"the {limit:g} s a call may wait for rate limits")
-    return IntercomError(f"{error.message} ({note})", status=error.status, code=error.code,
-                         request_id=error.request_id, errors=error.errors, method=error.method,
-                         path=error.path, attempts=error.attempts, retryable=True)
+    note = (
+        f"still rate-limited after waiting {waited:.1f} s; Intercom asks for {wanted:.1f} s more, beyond "
+        f"the {limit:g} s a call may wait for rate limits"
+    )
+    return IntercomError(
+        f"{error.message} ({note})",
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        errors=error.errors,
+        method=error.method,
+        path=error.path,
+        attempts=error.attempts,
+        retryable=True,
+    )

@@ -4,6 +4,7 @@ Accepted ``server`` values: the region keys ``us``/``eu``/``au``, the three URLs
 strings of the original Node component (``"https://api.intercom.io - The production API server"``, ...),
 and ``custom`` / ``"--- Custom URL"`` together with ``otherServer``. A missing ``server`` means US.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,7 +49,8 @@ def base_url(cfg: dict[str, Any]) -> str:
         other = cfg.get("otherServer")
         if not isinstance(other, str) or not other.strip():
             raise ConfigurationError(
-                "Field 'otherServer' is required when 'server' is the custom URL option", field="otherServer")
+                "Field 'otherServer' is required when 'server' is the custom URL option", field="otherServer"
+            )
         return _checked_url(other, "otherServer")
     # An option string in the original style whose description differs: "<url> - <text>".
     if " - " in value:
@@ -57,7 +59,8 @@ def base_url(cfg: dict[str, Any]) -> str:
         return _checked_url(value, "server")
     raise ConfigurationError(
         f"Field 'server' has an unknown value {server[:80]!r}: use us, eu, au, a URL or custom",
-        field="server")
+        field="server",
+    )
 
 
 def access_token(cfg: dict[str, Any]) -> str:
@@ -68,4 +71,5 @@ def access_token(cfg: dict[str, Any]) -> str:
             return config.header_value(token, field)
     raise ConfigurationError(
         "Field 'accessToken' is required: the Intercom access token (legacy name 'auth_bearerAuth')",
-        field="accessToken")
+        field="accessToken",
+    )

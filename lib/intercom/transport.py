@@ -10,6 +10,7 @@
   up the watchdog shuts the socket down, which ends the blocked read at once. The caller then sees
   ``Deadline.expired`` and reports a timeout.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,7 @@
 GET /articles has no `updated_at` filter but is documented as sorted by `updated_at` descending, so the scan
 stops at the first page that reaches objects older than the last position.
 """
+
 from lib.select_models import collections
 from lib.triggers.polling import ScanResource, make_process
 

@@ -2,6 +2,7 @@
 
 Listed by `updated_at` descending without a filter: filtered client-side, stopping at the first older page.
 """
+
 from lib.select_models import help_centers
 from lib.triggers.polling import ScanResource, make_process
 

@@ -6,6 +6,7 @@ way to see every company: the trigger scrolls through them all and keeps those w
 Intercom allows one scroll per workspace at a time; a scroll cannot be resumed, so a crashed run starts over
 and skips what it had already emitted (recorded in the snapshot).
 """
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]

@@ -1,4 +1,5 @@
 """Trigger: contacts (users and leads) created or updated since the last poll, via POST /contacts/search."""
+
 import json
 
 from lib.select_models import data_attributes, segments, tags

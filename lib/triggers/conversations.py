@@ -1,4 +1,5 @@
 """Trigger: conversations created or updated since the last poll, via POST /conversations/search."""
+
 from lib.select_models import admins, teams
 from lib.triggers.polling import SearchResource, make_process
 

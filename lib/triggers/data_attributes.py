@@ -3,6 +3,7 @@
 GET /data_attributes returns every attribute in one response; built-in attributes carry no `updated_at`
 and are never emitted.
 """
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]
@@ -14,7 +15,10 @@ def keep(cfg: dict, item: dict) -> bool:
 
 
 RESOURCE = ScanResource(
-    name="data_attributes", path="/data_attributes", style=None, params={"include_archived": "true"},
+    name="data_attributes",
+    path="/data_attributes",
+    style=None,
+    params={"include_archived": "true"},
     keep=keep,
 )
 process = make_process(RESOURCE)

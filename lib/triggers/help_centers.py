@@ -1,4 +1,5 @@
 """Trigger: help centers created or updated since the last poll (GET /help_center/help_centers)."""
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]

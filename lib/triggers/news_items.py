@@ -2,6 +2,7 @@
 
 The list's order is not documented, so every page is read on every poll.
 """
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]

@@ -1,4 +1,5 @@
 """Trigger: newsfeeds created or updated since the last poll (GET /news/newsfeeds, every page)."""
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]

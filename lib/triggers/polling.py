@@ -22,6 +22,7 @@ Two ways to find changes, depending on what the API offers:
   ``S - CLOCK_MARGIN`` and only ``emitted`` entries newer than that are kept. (Past ``MAX_TRACKED`` emitted
   objects in one scan, progress is saved only at the end; see there.)
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,9 @@ def parse_time(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ConfigurationError(f"Field 'startTime' must be a date or epoch seconds, got {value!r}",
-                                 field="startTime")
+        raise ConfigurationError(
+            f"Field 'startTime' must be a date or epoch seconds, got {value!r}", field="startTime"
+        )
     if isinstance(value, int | float):
         number = config.finite_number(value, "startTime")
     else:
@@ -65,7 +67,9 @@ def parse_time(value: Any) -> int | None:
             except ValueError:
                 raise ConfigurationError(
                     f"Field 'startTime': {text[:60]!r} is neither an ISO 8601 date (2024-05-01T00:00:00Z) "
-                    "nor epoch seconds", field="startTime") from None
+                    "nor epoch seconds",
+                    field="startTime",
+                ) from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return _in_range(parsed.timestamp())
@@ -168,8 +172,15 @@ class SearchResource:
             "pagination": {"per_page": page_size(cfg, self.max_page_size)},
             "sort": {"field": "updated_at", "order": "ascending"},
         }
-        for page in client.paginate("POST", self.path, style="search", json=body, items_key=self.items_key,
-                                    headers=self.headers, max_pages=max_pages(cfg)):
+        for page in client.paginate(
+            "POST",
+            self.path,
+            style="search",
+            json=body,
+            items_key=self.items_key,
+            headers=self.headers,
+            max_pages=max_pages(cfg),
+        ):
             yield answers.page(page, self.items_key, objects=True).get(self.items_key) or []
 
 
@@ -196,8 +207,14 @@ class ScanResource:
             body = client.request_json("GET", self.path, params=params or None) or {}
             yield answers.page(body, self.items_key, objects=True).get(self.items_key) or []
             return
-        pages = client.paginate("GET", self.path, style=self.style, params=params or None,
-                                items_key=self.items_key, max_pages=max_pages(cfg))
+        pages = client.paginate(
+            "GET",
+            self.path,
+            style=self.style,
+            params=params or None,
+            items_key=self.items_key,
+            max_pages=max_pages(cfg),
+        )
         for page in pages:
             items = answers.page(page, self.items_key, objects=True).get(self.items_key) or []
             yield items
@@ -213,11 +230,13 @@ def int_field(cfg: dict, name: str, default: int) -> int:
     try:
         number = config.finite_number(value, name)
     except ConfigurationError:
-        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
-                                 field=name) from None
+        raise ConfigurationError(
+            f"Field '{name}' must be a whole number, got {str(value)[:40]!r}", field=name
+        ) from None
     if number != int(number):
-        raise ConfigurationError(f"Field '{name}' must be a whole number, got {str(value)[:40]!r}",
-                                 field=name)
+        raise ConfigurationError(
+            f"Field '{name}' must be a whole number, got {str(value)[:40]!r}", field=name
+        )
     return int(number)
 
 
@@ -257,8 +276,10 @@ def poll(
     """Run one poll: emit data and snapshot events through ``emit``; return the number of changed objects."""
     behaviour = cfg.get("emitBehaviour") or DEFAULT_BEHAVIOUR
     if behaviour not in EMIT_BEHAVIOURS:
-        raise ConfigurationError(f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}, got "
-                                 f"{str(behaviour)[:40]!r}", field="emitBehaviour")
+        raise ConfigurationError(
+            f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}, got {str(behaviour)[:40]!r}",
+            field="emitBehaviour",
+        )
     started = int(now())
     pos, first_run = Position.load(snapshot, cfg, started)
     if first_run:  # no startTime: start from now, emit nothing older
@@ -290,9 +311,17 @@ def poll(
     return state["count"]
 
 
-def _read(resource: SearchResource | ScanResource, client: IntercomClient, cfg: dict, pos: Position,
-          behaviour: str, cutoff: int, emit: Callable[[str, Any], None], collected: list[dict],
-          state: dict) -> None:
+def _read(
+    resource: SearchResource | ScanResource,
+    client: IntercomClient,
+    cfg: dict,
+    pos: Position,
+    behaviour: str,
+    cutoff: int,
+    emit: Callable[[str, Any], None],
+    collected: list[dict],
+    state: dict,
+) -> None:
     """Read the pages, emit (or collect) the changed objects, save the position after each page
     (``state``: the last snapshot saved and the count of changed objects, kept up to date as it goes)."""
     for items in resource.pages(client, cfg, pos):

@@ -3,6 +3,7 @@
 A segment's `updated_at` moves when its definition changes, not when contacts enter or leave it: membership
 changes cannot be polled (use the contacts trigger with a segment filter instead).
 """
+
 from lib.triggers.polling import ScanResource, make_process
 
 __all__ = ["RESOURCE", "process"]

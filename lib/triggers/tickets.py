@@ -1,4 +1,5 @@
 """Trigger: tickets created or updated since the last poll, via POST /tickets/search (Intercom API 2.16)."""
+
 from lib.select_models import ticket_types
 from lib.triggers.polling import SearchResource, make_process
 
@@ -14,8 +15,9 @@ def filters(cfg: dict) -> list[dict]:
         out.append({"field": "ticket_type_id", "operator": "=", "value": str(cfg["ticketTypeId"])})
     if cfg.get("state"):
         if cfg["state"] not in STATES:
-            raise ValueError(f"Field 'state' must be one of {', '.join(STATES)}; "
-                             f"got {str(cfg['state'])[:40]!r}")
+            raise ValueError(
+                f"Field 'state' must be one of {', '.join(STATES)}; got {str(cfg['state'])[:40]!r}"
+            )
         out.append({"field": "state", "operator": "=", "value": cfg["state"]})
     return out
 
@@ -24,7 +26,11 @@ def filters(cfg: dict) -> list[dict]:
 # `tickets`), so the same rules: ask for `> L - 1` (i.e. >= L) and drop the ids already emitted at second
 # L; leave changes younger than lagSeconds for the next poll (the search index lags behind writes).
 RESOURCE = SearchResource(
-    name="tickets", path="/tickets/search", lookback=1, items_key="tickets", filters=filters,
+    name="tickets",
+    path="/tickets/search",
+    lookback=1,
+    items_key="tickets",
+    filters=filters,
     headers={"Intercom-Version": "2.16"},
 )
 process = make_process(RESOURCE)

@@ -18,6 +18,7 @@ The HTTP headers are read from ``msg.headers`` (case-insensitive), else from ``m
 A missing or wrong signature raises ``WebhookSignatureError`` (status 401): the message is rejected and
 nothing is emitted. Errors never contain the secret or the expected digest.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -77,12 +78,14 @@ def _header(msg: Any, name: str) -> str | None:
 def verify(bodies: list[bytes], header: str | None, secret: str) -> None:
     """Raise WebhookSignatureError unless ``header`` is the signature of one of ``bodies`` (constant time)."""
     if not header:
-        raise WebhookSignatureError("Missing X-Hub-Signature header: the notification is not signed",
-                                    "signature_missing")
+        raise WebhookSignatureError(
+            "Missing X-Hub-Signature header: the notification is not signed", "signature_missing"
+        )
     match = _SIGNATURE.match(str(header).strip())
     if not match:
-        raise WebhookSignatureError("Malformed X-Hub-Signature header (expected sha1=<40 hex digits>)",
-                                    "signature_malformed")
+        raise WebhookSignatureError(
+            "Malformed X-Hub-Signature header (expected sha1=<40 hex digits>)", "signature_malformed"
+        )
     given = ("sha1=" + match.group(1).lower()).encode("ascii")
     ok = False
     for body in bodies:  # every candidate is compared, so timing does not reveal which one matched
@@ -132,8 +135,10 @@ def process(self, msg, cfg, snapshot=None):
     if secret:
         verify(bodies, _header(msg, SIGNATURE_HEADER), str(secret))
     elif not _truthy(cfg.get("skipSignatureCheck")):
-        raise ValueError("The credential field clientSecret is empty: set the app's client secret (Developer "
-                         "Hub > Basic information) to verify X-Hub-Signature, or tick skipSignatureCheck")
+        raise ValueError(
+            "The credential field clientSecret is empty: set the app's client secret (Developer "
+            "Hub > Basic information) to verify X-Hub-Signature, or tick skipSignatureCheck"
+        )
 
     if not isinstance(notification, dict) or notification.get("type") != "notification_event":
         raise ValueError("Not an Intercom notification: expected type 'notification_event'")

@@ -2,6 +2,7 @@
 
 In-process use (tests, benchmarks): `execute(function, msg, cfg)` returns the emitted events.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,13 @@ def component_at(component_dir: str | os.PathLike = ".") -> Component:
 
 
 _NOTHING = object()
-_EVENT_KEYS = {"snapshot": "snapshot", "updateSnapshot": "snapshot", "rebound": "reason",
-               "updateKeys": "keys", "httpReply": "reply"}
+_EVENT_KEYS = {
+    "snapshot": "snapshot",
+    "updateSnapshot": "snapshot",
+    "rebound": "reason",
+    "updateKeys": "keys",
+    "httpReply": "reply",
+}
 
 
 def event_dict(kind: str, payload: Any) -> dict:
@@ -93,9 +99,16 @@ def _has_init(component: Component, function: str) -> bool:
         return False
 
 
-def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapshot: dict | None = None,
-                 component_dir: str | os.PathLike = ".", *, run_init: bool = True,
-                 flow_variables: dict | None = None) -> tuple[list[dict], dict, Outcome]:
+def execute_full(
+    function: str,
+    msg: Any = None,
+    cfg: dict | None = None,
+    snapshot: dict | None = None,
+    component_dir: str | os.PathLike = ".",
+    *,
+    run_init: bool = True,
+    flow_variables: dict | None = None,
+) -> tuple[list[dict], dict, Outcome]:
     """Like `execute`, also returning the final in-memory snapshot and the outcome.
 
     An unknown function raises ComponentError (a usage error); everything else becomes events.
@@ -122,13 +135,19 @@ def execute_full(function: str, msg: Any = None, cfg: dict | None = None, snapsh
             get_logger(f"component.{function}").error("init hook failed: %s", exc, exc_info=True)
             events.append(event_dict("error", error_payload(exc, secrets)))
             return events, state["snapshot"], Outcome(errors=1, emitted=1)
-    outcome = run_process(component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables,
-                          secrets=secrets)
+    outcome = run_process(
+        component, function, msg, cfg or {}, snapshot, emit, flow_variables=flow_variables, secrets=secrets
+    )
     return events, state["snapshot"], outcome
 
 
-def execute(function: str, msg: Any = None, cfg: dict | None = None, snapshot: dict | None = None,
-            component_dir: str | os.PathLike = ".") -> list[dict]:
+def execute(
+    function: str,
+    msg: Any = None,
+    cfg: dict | None = None,
+    snapshot: dict | None = None,
+    component_dir: str | os.PathLike = ".",
+) -> list[dict]:
     """Run one trigger/action in-process; the emitted events in order, without `end`.
 
     `msg` may be a Message, a message dict {"data":..., "metadata":...} or bare data.

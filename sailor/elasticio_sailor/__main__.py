@@ -1,4 +1,5 @@
 """`python -m elasticio_sailor ...`: see cli.py."""
+
 import sys
 
 from .cli import main

@@ -19,6 +19,7 @@ the select-model/meta-model function failed; 2 usage or configuration error (one
 141 standard output was closed early (`list | head`).
 --component defaults to $COMPONENT_PATH, else the current directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,13 +102,17 @@ def _print(obj: Any) -> None:
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog="python -m elasticio_sailor",
-                description="Run elastic.io/OIH components written in Python.")
+    p = _Parser(
+        prog="python -m elasticio_sailor", description="Run elastic.io/OIH components written in Python."
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def component_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--component", default=os.environ.get("COMPONENT_PATH") or ".",
-                        help="component root (default: $COMPONENT_PATH or .)")
+        sp.add_argument(
+            "--component",
+            default=os.environ.get("COMPONENT_PATH") or ".",
+            help="component root (default: $COMPONENT_PATH or .)",
+        )
 
     ex = sub.add_parser("exec", help="run a trigger/action once; one JSON line per emitted event")
     ex.add_argument("function")

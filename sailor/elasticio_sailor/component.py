@@ -4,6 +4,7 @@ A component is a directory holding component.json; each trigger/action names a `
 to that root (lib/actions/create_contact.py), imported as the dotted module lib.actions.create_contact
 with the root first on sys.path, exactly once per process.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -88,8 +89,10 @@ class Component:
         if self._secret_fields is None:  # asked for on every message; component.json does not change
             fields = (self.descriptor.get("credentials") or {}).get("fields") or {}
             self._secret_fields = tuple(
-                name for name, spec in fields.items()
-                if not (isinstance(spec, dict) and spec.get("viewClass") in NON_SECRET_VIEWS))
+                name
+                for name, spec in fields.items()
+                if not (isinstance(spec, dict) and spec.get("viewClass") in NON_SECRET_VIEWS)
+            )
         return list(self._secret_fields)
 
     # --- modules -----------------------------------------------------------------------------

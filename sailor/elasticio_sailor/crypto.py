@@ -4,6 +4,7 @@ AES-256-CBC with PKCS#7 padding; key = SHA-256 of the password's UTF-8 bytes; IV
 of MESSAGE_CRYPTO_IV, the same for every message. Plaintext = JSON.stringify(message) as UTF-8, which
 `js_json_dumps` reproduces. Protocol version < 2: the body is base64 text; version 2: raw bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,9 @@ _PY_FLOAT = re.compile(r"\d\.0(?!\d)|\de[+-]\d|Infinity|NaN")
 
 def _may_hold_py_float(text: str) -> bool:
     # substring tests first: five C scans cost a fifth of the regex, which only confirms a hit
-    return ((".0" in text or "e+" in text or "e-" in text or "Infinity" in text or "NaN" in text)
-            and _PY_FLOAT.search(text) is not None)
+    return (
+        ".0" in text or "e+" in text or "e-" in text or "Infinity" in text or "NaN" in text
+    ) and _PY_FLOAT.search(text) is not None
 
 
 def _js_key(key: Any) -> str:

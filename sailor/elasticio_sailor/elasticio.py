@@ -62,7 +62,6 @@ log = get_logger("elasticio_sailor.elasticio")
 HEADER_ERROR_RESPONSE = "x-eio-error-response"
 
 
-
 class ElasticioDialect:
     """See the module docstring; one instance per process, shared by all worker threads."""
 

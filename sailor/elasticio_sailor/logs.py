@@ -5,6 +5,7 @@ other ids) bound with `bind(...)` for the code running in that context. Every re
 `RedactingFilter`, so neither a credential value (raw, URL-encoded or base64) nor a value keyed like a
 secret reaches a log line.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,8 @@ _INLINE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
 #: key=value / "key": "value" / 'key': 'value' pairs in text (query strings, reprs, JSON) with a secret key.
 _KEYED = re.compile(
     r"""(?i)(["']?[\w.-]*(?:token|passw|secret|api[-_]?key|authorization|private[-_]?key|access[-_]?key)"""
-    r"""[\w.-]*["']?\s*[:=]\s*)(?!(?:bearer|basic)\s)(["']?)([^"'\s,;&}\]]+)""")
+    r"""[\w.-]*["']?\s*[:=]\s*)(?!(?:bearer|basic)\s)(["']?)([^"'\s,;&}\]]+)"""
+)
 _URL = re.compile(r"(?i)https?://(?:[^/@:\s]*(?::(?P<password>[^/@\s]*))?@)?[^\s]+")
 #: user:password@ in URLs.
 _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@:\s]*:)([^/@\s]+)(@)")
@@ -43,12 +45,23 @@ _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@:\s]*:)([^/@\s]+)(@)")
 MIN_SUBSTRING = 4
 
 _LEVELS = {
-    "trace": 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-    "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL,
+    "trace": 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
     "critical": logging.CRITICAL,
 }
-_NAMES = {5: "trace", logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
-          logging.ERROR: "error", logging.CRITICAL: "fatal"}
+_NAMES = {
+    5: "trace",
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("sailor_ids", default=None)
 _secrets: set[str] = set()
@@ -227,7 +240,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": _dt.datetime.fromtimestamp(record.created, _dt.UTC).isoformat(timespec="milliseconds")
+            "time": _dt.datetime.fromtimestamp(record.created, _dt.UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": _NAMES.get(record.levelno, record.levelname.lower()),
             "message": record.getMessage(),

@@ -1,4 +1,5 @@
 """The message a component function receives and emits (one shape for both sailor dialects)."""
+
 from __future__ import annotations
 
 import json

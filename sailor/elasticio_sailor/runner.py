@@ -15,6 +15,7 @@ emits are refused, and run_process raises EmitFailed: the caller must not settle
 A TypeError (PayloadError) from the callback means the payload itself cannot be sent (not JSON): that
 is the component's error, raised at its emit, and the run goes on (usually to an error event).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,15 +49,21 @@ class EmitFailed(Exception):
 class Outcome:
     """What happened while processing one message."""
 
-    errors: int = 0       # error events emitted
-    emitted: int = 0      # events handed to the callback, end included
+    errors: int = 0  # error events emitted
+    emitted: int = 0  # events handed to the callback, end included
 
 
 class ProcessContext:
     """`self` of a component function: emit, logger, get_config, get_flow_variables."""
 
-    def __init__(self, emit: EmitCallback, logger: logging.Logger, cfg: dict, secrets: set[str],
-                 flow_variables: dict | None = None):
+    def __init__(
+        self,
+        emit: EmitCallback,
+        logger: logging.Logger,
+        cfg: dict,
+        secrets: set[str],
+        flow_variables: dict | None = None,
+    ):
         self._callback = emit
         self.logger = logger
         self._cfg = cfg
@@ -187,9 +194,18 @@ def collect_secrets(component: Component, cfg: Any) -> set[str]:
     return secrets
 
 
-def run_process(component: Component, function: str, msg: Any, cfg: dict | None, snapshot: dict | None,
-                emit: EmitCallback, logger: logging.Logger | None = None, *,
-                flow_variables: dict | None = None, secrets: set[str] | None = None) -> Outcome:
+def run_process(
+    component: Component,
+    function: str,
+    msg: Any,
+    cfg: dict | None,
+    snapshot: dict | None,
+    emit: EmitCallback,
+    logger: logging.Logger | None = None,
+    *,
+    flow_variables: dict | None = None,
+    secrets: set[str] | None = None,
+) -> Outcome:
     """Call `function`'s process(self, msg, cfg, snapshot) and emit what it produces, then `end` once.
 
     `secrets`: what `collect_secrets(component, cfg)` returned, when the caller has already called it.
@@ -203,8 +219,14 @@ def run_process(component: Component, function: str, msg: Any, cfg: dict | None,
         process = getattr(component.load_module(function), "process", None)
         if not callable(process):
             raise ComponentError(f"the module of {function!r} defines no process(self, msg, cfg, snapshot)")
-        result = _resolve(process(ctx, Message.from_any(msg), _deepcopy(cfg),
-                                  _deepcopy(snapshot) if snapshot is not None else {}))
+        result = _resolve(
+            process(
+                ctx,
+                Message.from_any(msg),
+                _deepcopy(cfg),
+                _deepcopy(snapshot) if snapshot is not None else {},
+            )
+        )
         if isinstance(result, Iterator):
             for item in result:
                 ctx.emit("data", item)

@@ -3,6 +3,7 @@
 The example values are built from the action's own in-schema (the description's examples where they are
 valid, else minimal values synthesised from the schema), so every test message is one a user could send.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,10 +53,17 @@ def newest_operations() -> tuple[dict[str, Any], ...]:
     for path, item in load_yaml(NEWEST)["paths"].items():
         for method, op in item.items():
             if method in ("get", "put", "post", "delete", "patch") and _call(method, path) not in known:
-                rows.append({"action": op.get("operationId") or derived_action_id(method, path),
-                             "title": op.get("summary"), "method": method.upper(), "path": path,
-                             "operationId": op.get("operationId"), "in_current_spec": True,
-                             "description": "2.16"})
+                rows.append(
+                    {
+                        "action": op.get("operationId") or derived_action_id(method, path),
+                        "title": op.get("summary"),
+                        "method": method.upper(),
+                        "path": path,
+                        "operationId": op.get("operationId"),
+                        "in_current_spec": True,
+                        "description": "2.16",
+                    }
+                )
     return tuple(rows)
 
 
@@ -173,9 +181,12 @@ def synthesise(schema: dict[str, Any], depth: int = 0, full: bool = False) -> An
     if "allOf" in schema:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:
-            merged = {**merged, **part, "properties": {**merged.get("properties", {}),
-                                                        **part.get("properties", {})},
-                      "required": [*merged.get("required", []), *part.get("required", [])]}
+            merged = {
+                **merged,
+                **part,
+                "properties": {**merged.get("properties", {}), **part.get("properties", {})},
+                "required": [*merged.get("required", []), *part.get("required", [])],
+            }
         return synthesise(merged, depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):

@@ -8,6 +8,7 @@ openapi-core (the 2023-03-03 revision for the two visitor operations it alone ha
 as corrected by tools/generate.py, for the 2.16 actions). See support.py for the two narrow exemptions
 from validating the current description as published.
 """
+
 from __future__ import annotations
 
 import base64
@@ -166,8 +167,10 @@ def build_case(action_id: str, *, flat: bool = False) -> Case:
         case.kind = "empty"
     else:
         case.response = neutralise_pages(support.response_example(spec, op, out_schema))
-        if out_schema.get("properties", {}).get("data", {}).get("type") == "array" and \
-                resolve_answer(spec, answer).get("type") == "array":  # Intercom answers a bare array
+        if (
+            out_schema.get("properties", {}).get("data", {}).get("type") == "array"
+            and resolve_answer(spec, answer).get("type") == "array"
+        ):  # Intercom answers a bare array
             case.response = case.response["data"]
         key = case.items_key
         if key and not items_of(case.response, key):  # at least one object, to see it emitted
@@ -218,16 +221,18 @@ def run(case: Case, cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any
         elif case.kind == "text":
             mock.add(case.method, url, body=case.response, status=case.status, content_type="text/plain")
         elif case.kind == "binary":
-            mock.add(case.method, url, body=case.response, status=case.status,
-                     content_type="application/gzip")
+            mock.add(
+                case.method, url, body=case.response, status=case.status, content_type="application/gzip"
+            )
         elif case.kind == "empty":
             mock.add(case.method, url, body=b"", status=case.status)
         else:
             mock.add(case.method, url, json=case.response, status=case.status)
         for page in case.extra_pages:
             mock.add(case.method, url, json=page, status=case.status)
-        events = execute(case.action_id, {"data": case.data, "metadata": dict(METADATA)}, cfg,
-                         component_dir=support.ROOT)
+        events = execute(
+            case.action_id, {"data": case.data, "metadata": dict(METADATA)}, cfg, component_dir=support.ROOT
+        )
         calls = [call.request for call in mock.calls if not call.request.url.startswith(RECORDING_URL)]
     return events, calls
 
@@ -334,9 +339,12 @@ def test_list_actions_emit_objects_individually_or_all_at_once(action_id: str, b
         assert events[0]["data"][key.rsplit(".", 1)[-1]] == items
 
 
-DROPDOWNS = [(a, name) for a in ACTION_IDS
-             for name, fld in support.component()["actions"][a]["fields"].items()
-             if isinstance(fld.get("model"), str)]
+DROPDOWNS = [
+    (a, name)
+    for a in ACTION_IDS
+    for name, fld in support.component()["actions"][a]["fields"].items()
+    if isinstance(fld.get("model"), str)
+]
 
 
 @pytest.mark.timeout(60)
@@ -348,8 +356,11 @@ def test_dropdown_step_field_supplies_a_missing_parameter(action_id: str, param:
         value = case.data.pop(param)
     else:  # a body field (2.16 tickets: ticket_type_id, ticket_state_id), in the body sent as given
         body_schema = support.schema(action_id, "in")["properties"]["requestBody"]
-        prop = next(s["properties"][param] for s in [body_schema, *body_schema.get("allOf", [])]
-                    if param in s.get("properties", {}))
+        prop = next(
+            s["properties"][param]
+            for s in [body_schema, *body_schema.get("allOf", [])]
+            if param in s.get("properties", {})
+        )
         value = case.body.setdefault(param, support.synthesise(prop))
         case.data["requestBody"] = {k: v for k, v in case.body.items() if k != param}
     events, calls = run(case, {"accessToken": TOKEN, param: value})

@@ -13,6 +13,7 @@ enforces). The connector refuses them before sending, as it must; EXPECTED_REJEC
 reason, and the test checks that both our validation and openapi-core reject them, and that the description
 pairs the example with a 4xx answer.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,7 +40,7 @@ EXPECTED_REJECTIONS = {
     "createCollection/bad_request": "name missing; Intercom answers 400 (required field).",
     "attachContactToACompany/bad_request": "the body is null; 400.",
     "createConversation/contact_not_found": "from.id '123_doesnt_exist' is not a 24-character contact id; "
-                                            "Intercom answers 404, we refuse it before sending.",
+    "Intercom answers 404, we refuse it before sending.",
     "createDataAttribute/invalid_data_type": "data_type 'mithril' is not a data type; 400.",
     "createDataAttribute/too_few_options_for_list": "name, model and data_type missing; 400.",
     "updateDataAttribute/too_few_options_in_list": "options is an object, not a list; 400.",
@@ -137,8 +138,9 @@ def raw_request(action_id: str, params: dict[str, Any], body: Any) -> requests.P
     for name, value in params.items():
         path = path.replace("{" + name + "}", quote(str(value), safe=""))
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    return requests.Request(row["method"], support.BASE_URL + path, data=json.dumps(body),
-                            headers=headers).prepare()
+    return requests.Request(
+        row["method"], support.BASE_URL + path, data=json.dumps(body), headers=headers
+    ).prepare()
 
 
 def run(action_id: str, data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -151,10 +153,12 @@ def run(action_id: str, data: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("action_id", "name", "params", "body", "has_body"), CASES,
-                         ids=[f"{c[0]}/{c[1]}" for c in CASES])
-def test_request_example(action_id: str, name: str, params: dict[str, Any], body: Any,
-                         has_body: bool) -> None:
+@pytest.mark.parametrize(
+    ("action_id", "name", "params", "body", "has_body"), CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
+)
+def test_request_example(
+    action_id: str, name: str, params: dict[str, Any], body: Any, has_body: bool
+) -> None:
     data = copy.deepcopy(params)
     if has_body:
         data["requestBody"] = copy.deepcopy(body)
@@ -187,15 +191,18 @@ def test_every_operation_runs_examples_and_the_rejections_are_real() -> None:
     names = {f"{example_operation_id(c[0])}/{c[1]}" for c in CASES}
     assert set(EXPECTED_REJECTIONS) <= names
     described = sum(1 for c in CASES if c[1] not in ("(no body)", "(synthesised)"))
-    print(f"{len(CASES)} cases over {len(operations)} operations: {described} body examples of the "
-          f"description, {len(EXPECTED_REJECTIONS)} of them refused as Intercom refuses them")
+    print(
+        f"{len(CASES)} cases over {len(operations)} operations: {described} body examples of the "
+        f"description, {len(EXPECTED_REJECTIONS)} of them refused as Intercom refuses them"
+    )
 
 
 CORRECTED_EXAMPLES = [(fix, example) for fix in CORRECTIONS for example in fix.examples]
 
 
-@pytest.mark.parametrize(("fix", "example"), CORRECTED_EXAMPLES,
-                         ids=[f"{f.action}:{e}" for f, e in CORRECTED_EXAMPLES])
+@pytest.mark.parametrize(
+    ("fix", "example"), CORRECTED_EXAMPLES, ids=[f"{f.action}:{e}" for f, e in CORRECTED_EXAMPLES]
+)
 def test_each_correction_makes_its_example_valid(fix, example: str) -> None:
     """The example fails against the description as published and passes against the corrected one."""
     from openapi_core import OpenAPI
@@ -253,9 +260,17 @@ def integers(value: Any, path: str = "") -> dict[str, int]:
     return {}
 
 
-ISSUE_ACTIONS = ("createNote", "attachSubscriptionTypeToContact", "attachTagToContact",
-                 "attachTagToConversation", "detachTagFromConversation", "attachContactToConversation",
-                 "detachContactFromConversation", "redactConversation", "manageConversation")
+ISSUE_ACTIONS = (
+    "createNote",
+    "attachSubscriptionTypeToContact",
+    "attachTagToContact",
+    "attachTagToConversation",
+    "detachTagFromConversation",
+    "attachContactToConversation",
+    "detachContactFromConversation",
+    "redactConversation",
+    "manageConversation",
+)
 
 
 @pytest.mark.parametrize("action_id", ISSUE_ACTIONS)

@@ -1,4 +1,5 @@
 """The generated catalogue: fresh, complete, valid JSON Schema, consistent with Intercom's description."""
+
 from __future__ import annotations
 
 import ast
@@ -24,14 +25,16 @@ SCHEMAS = sorted((ROOT / "schemas").glob("*.json"))
 def generated_files(root: Path) -> set[str]:
     files = {"component.json"}
     files |= {str(p.relative_to(root)) for p in (root / "schemas").glob("*.json")}
-    files |= {str(p.relative_to(root)) for p in (root / "lib" / "actions").glob("*.py")
-              if p.name != "__init__.py"}
+    files |= {
+        str(p.relative_to(root)) for p in (root / "lib" / "actions").glob("*.py") if p.name != "__init__.py"
+    }
     return files
 
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tools.generate", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.generate", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.timeout(120)
@@ -70,8 +73,12 @@ def test_component_base_is_carried_over() -> None:
     fields = comp["credentials"]["fields"]
     assert fields["accessToken"]["required"] is True
     assert fields["accessToken"]["viewClass"] == "PasswordFieldView"
-    assert set(fields["server"]["model"]) == {"https://api.intercom.io", "https://api.eu.intercom.io",
-                                              "https://api.au.intercom.io", "custom"}
+    assert set(fields["server"]["model"]) == {
+        "https://api.intercom.io",
+        "https://api.eu.intercom.io",
+        "https://api.au.intercom.io",
+        "custom",
+    }
     assert comp["credentials"]["verifier"] == "lib/verify_credentials.py"
 
 
@@ -120,8 +127,11 @@ def test_module_names_are_unique_snake_case() -> None:
 
 
 def test_select_model_fields_name_existing_functions_and_modules_import_them() -> None:
-    models = {n.name for n in ast.parse((ROOT / "lib" / "select_models.py").read_text()).body
-              if isinstance(n, ast.FunctionDef)}
+    models = {
+        n.name
+        for n in ast.parse((ROOT / "lib" / "select_models.py").read_text()).body
+        if isinstance(n, ast.FunctionDef)
+    }
     seen = set()
     for entry in support.component()["actions"].values():
         text = (ROOT / entry["main"]).read_text()
@@ -207,9 +217,13 @@ def test_flat_form_and_nullable_bodies_validate() -> None:
     assert validator.is_valid({"requestBody": {"role": "user", "external_id": "x1"}})
     assert not validator.is_valid({"email": 5})
     search = Draft202012Validator(support.schema("SearchContacts", "in"))
-    nested = {"operator": "OR", "value": [{"field": "name", "operator": "=", "value": "x"},
-                                          {"operator": "AND", "value": [{"field": "email", "operator": "~",
-                                                                         "value": "a"}]}]}
+    nested = {
+        "operator": "OR",
+        "value": [
+            {"field": "name", "operator": "=", "value": "x"},
+            {"operator": "AND", "value": [{"field": "email", "operator": "~", "value": "a"}]},
+        ],
+    }
     assert search.is_valid({"requestBody": {"query": nested}})
     assert not search.is_valid({"requestBody": {"query": {"operator": "XOR", "value": "x"}}})
 

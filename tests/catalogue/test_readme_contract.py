@@ -1,5 +1,6 @@
 """README's "The message contract" and "Retries and rate limits" stay true: their examples are run, and the
 defaults they state are the ones the code and component.json use."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from lib.intercom import client, pagination, ratelimit
 from tests.catalogue import support
 
 README = (support.ROOT / "README.md").read_text(encoding="utf-8")
-CONTRACT = README[README.index("## The message contract"):README.index("## Triggers")]
+CONTRACT = README[README.index("## The message contract") : README.index("## Triggers")]
 TOKEN = "tok_readme_1234567890"
 
 
@@ -30,8 +31,10 @@ def run(action_id: str, data: dict[str, Any]) -> tuple[list[dict[str, Any]], lis
 
 
 def test_the_validation_examples_are_what_the_actions_emit() -> None:
-    for action_id, data in (("createNote", {"id": "1", "requestBody": {"admin_id": "5"}}),
-                            ("CreateContact", {"email": 42})):
+    for action_id, data in (
+        ("createNote", {"id": "1", "requestBody": {"admin_id": "5"}}),
+        ("CreateContact", {"email": 42}),
+    ):
         events, calls = run(action_id, data)
         assert calls == [] and [e["event"] for e in events] == ["error"]
         emitted = json.dumps(events[0]["error"]["errors"])
@@ -61,6 +64,10 @@ def test_stated_defaults_agree_with_the_code_and_the_step_field_placeholders() -
     assert f"`maxPages` (default {pagination.DEFAULT_MAX_PAGES})" in text
     assert f"fewer than {ratelimit.MIN_LOW_WATER} calls" in text and ratelimit.LOW_WATER == 0.2  # "a fifth"
     component = support.component()
-    placeholders = {f["placeholder"] for a in component["actions"].values() for n, f in a["fields"].items()
-                    if n == "maxPages"}
+    placeholders = {
+        f["placeholder"]
+        for a in component["actions"].values()
+        for n, f in a["fields"].items()
+        if n == "maxPages"
+    }
     assert placeholders == {str(pagination.DEFAULT_MAX_PAGES)}

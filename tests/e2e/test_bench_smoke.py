@@ -1,4 +1,5 @@
 """The benchmarks still run (a few calls or messages), so the figures in bench/README.md can be reproduced."""
+
 import json
 
 import pytest
@@ -30,11 +31,27 @@ def test_peer_benchmark_runs_every_side_of_every_scenario(tmp_path, capsys):
     from bench import peer
 
     out = tmp_path / "peer.json"
-    assert peer.main(["--rounds", "1", "--latency-messages", "12", "--cpu-messages", "15", "--extra-env", "6",
-                      "--json", str(out)]) == 0
+    assert (
+        peer.main(
+            [
+                "--rounds",
+                "1",
+                "--latency-messages",
+                "12",
+                "--cpu-messages",
+                "15",
+                "--extra-env",
+                "6",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     runs = json.loads(out.read_text())["runs"]
-    expected = {f"{scenario}/{side}" for scenario in ("latency", "cpu", "cpu+env")
-                for side in ("ours", "original")}
+    expected = {
+        f"{scenario}/{side}" for scenario in ("latency", "cpu", "cpu+env") for side in ("ours", "original")
+    }
     assert set(runs) == expected | {"elasticio/ours", "elasticio/node", "latency/bare"}
     assert runs.pop("latency/bare")["msg_per_s"][0] > 0  # the ceiling: no runtime, so only a rate
     for name, figures in runs.items():

@@ -1,4 +1,5 @@
 """The README's first command (`python -m tools.demo`) runs real actions and prints their events."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(120)
 def test_demo_prints_the_events_of_real_actions():
-    result = subprocess.run([sys.executable, "-m", "tools.demo"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=100, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("  {")]
     data = [e for e in events if e["event"] == "data"]

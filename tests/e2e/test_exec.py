@@ -4,6 +4,7 @@ Why: unit tests mock the HTTP layer; these run the component exactly as a user o
 (component.json -> module -> validation -> requests -> loopback server -> emitted JSON lines) and check
 what Intercom would have received as well as what was emitted.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,9 +40,25 @@ def run_exec(tmp_path: Path, action: str, cfg: dict, msg: dict) -> tuple[int, li
     cfg_file.write_text(json.dumps(cfg))
     msg_file.write_text(json.dumps(msg))
     result = subprocess.run(
-        [sys.executable, "-m", "elasticio_sailor", "exec", action, "--cfg", str(cfg_file),
-         "--msg", str(msg_file), "--component", str(ROOT)],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+        [
+            sys.executable,
+            "-m",
+            "elasticio_sailor",
+            "exec",
+            action,
+            "--cfg",
+            str(cfg_file),
+            "--msg",
+            str(msg_file),
+            "--component",
+            str(ROOT),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return result.returncode, events, result.stdout, result.stderr
 
@@ -59,14 +76,22 @@ def seed_contacts(fake: FakeIntercom) -> list[str]:
 
 def seed_companies(fake: FakeIntercom) -> list[str]:
     fake.scroll_page_size = 2
-    return [fake.add_company(company_id=f"co{i}", name=f"Co {i}", last_request_at=100 - i)["id"]
-            for i in range(5)]
+    return [
+        fake.add_company(company_id=f"co{i}", name=f"Co {i}", last_request_at=100 - i)["id"] for i in range(5)
+    ]
 
 
-SEARCH_BODY = {"query": {"operator": "AND", "value": [
-    {"field": "updated_at", "operator": ">", "value": DAY - 1},
-    {"field": "email", "operator": "~", "value": "@x.io"}]},
-    "sort": {"field": "updated_at", "order": "ascending"}, "pagination": {"per_page": 2}}
+SEARCH_BODY = {
+    "query": {
+        "operator": "AND",
+        "value": [
+            {"field": "updated_at", "operator": ">", "value": DAY - 1},
+            {"field": "email", "operator": "~", "value": "@x.io"},
+        ],
+    },
+    "sort": {"field": "updated_at", "order": "ascending"},
+    "pagination": {"per_page": 2},
+}
 
 PAGINATION = {
     # action: (seeding, message, items key, requests, emitted pages, order of ids (None: seeding order))
@@ -84,8 +109,12 @@ def test_pagination_style_in_each_emit_behaviour(fake, tmp_path, action, behavio
     seed, msg, key, requests, pages, order = PAGINATION[action]
     ids = seed(fake)
     expected = ids[::-1] if order == "reversed" else ids
-    code, events, _, stderr = run_exec(tmp_path, action, cfg_for(fake, emitBehaviour=behaviour),
-                                       {"data": msg, "metadata": {"oihUid": "oih-1"}})
+    code, events, _, stderr = run_exec(
+        tmp_path,
+        action,
+        cfg_for(fake, emitBehaviour=behaviour),
+        {"data": msg, "metadata": {"oihUid": "oih-1"}},
+    )
     assert code == 0, stderr
     assert [e["event"] for e in events] == ["data"] * len(events)
     assert len(fake.requests) == requests  # followed the pagination to the end, each page once
@@ -103,8 +132,9 @@ def test_pagination_style_in_each_emit_behaviour(fake, tmp_path, action, behavio
 
 def test_search_sends_the_query_and_the_cursor_in_the_body(fake, tmp_path):
     seed_contacts(fake)
-    code, _, _, stderr = run_exec(tmp_path, "SearchContacts", cfg_for(fake),
-                                  {"data": {"requestBody": SEARCH_BODY}})
+    code, _, _, stderr = run_exec(
+        tmp_path, "SearchContacts", cfg_for(fake), {"data": {"requestBody": SEARCH_BODY}}
+    )
     assert code == 0, stderr
     first, second = fake.requests[:2]
     assert first.method == "POST" and first.body == SEARCH_BODY
@@ -115,8 +145,12 @@ def test_search_sends_the_query_and_the_cursor_in_the_body(fake, tmp_path):
 # ---- one action per HTTP method ---------------------------------------------------------------------
 def test_get_show_contact(fake, tmp_path):
     contact = fake.add_contact(email="ada@x.io", name="Ada")
-    code, events, _, stderr = run_exec(tmp_path, "ShowContact", cfg_for(fake),
-                                       {"data": {"id": contact["id"]}, "metadata": {"applicationUid": "a1"}})
+    code, events, _, stderr = run_exec(
+        tmp_path,
+        "ShowContact",
+        cfg_for(fake),
+        {"data": {"id": contact["id"]}, "metadata": {"applicationUid": "a1"}},
+    )
     assert code == 0, stderr
     [event] = events
     assert event["data"]["email"] == "ada@x.io"
@@ -130,8 +164,9 @@ def test_get_show_contact(fake, tmp_path):
 
 def test_post_create_contact(fake, tmp_path):
     body = {"email": "grace@x.io", "name": "Grace", "custom_attributes": {"plan": "pro"}}
-    code, events, _, stderr = run_exec(tmp_path, "CreateContact", cfg_for(fake, intercomVersion="2.7"),
-                                       {"data": {"requestBody": body}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "CreateContact", cfg_for(fake, intercomVersion="2.7"), {"data": {"requestBody": body}}
+    )
     assert code == 0, stderr
     [request] = fake.requests
     assert (request.method, request.path, request.body) == ("POST", "/contacts", body)
@@ -145,8 +180,12 @@ def test_post_create_contact(fake, tmp_path):
 def test_put_update_contact(fake, tmp_path):
     contact = fake.add_contact(email="old@x.io", updated_at=1)
     fake.now = 1717000000
-    code, events, _, stderr = run_exec(tmp_path, "UpdateContact", cfg_for(fake),
-                                       {"data": {"id": contact["id"], "requestBody": {"name": "New name"}}})
+    code, events, _, stderr = run_exec(
+        tmp_path,
+        "UpdateContact",
+        cfg_for(fake),
+        {"data": {"id": contact["id"], "requestBody": {"name": "New name"}}},
+    )
     assert code == 0, stderr
     [request] = fake.requests
     assert (request.method, request.body) == ("PUT", {"name": "New name"})
@@ -155,8 +194,9 @@ def test_put_update_contact(fake, tmp_path):
 
 def test_delete_contact(fake, tmp_path):
     contact = fake.add_contact(email="gone@x.io")
-    code, events, _, stderr = run_exec(tmp_path, "DeleteContact", cfg_for(fake),
-                                       {"data": {"id": contact["id"]}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "DeleteContact", cfg_for(fake), {"data": {"id": contact["id"]}}
+    )
     assert code == 0, stderr
     assert fake.requests[0].method == "DELETE"
     assert events[0]["data"] == {"id": contact["id"], "object": "contact", "deleted": True}
@@ -188,8 +228,9 @@ def test_rate_limit_waits_for_the_reset_then_succeeds(fake, tmp_path):
     contact = fake.add_contact(email="a@x.io")
     reset = int(time.time()) + 1
     fake.fail_next(429, headers={"X-RateLimit-Reset": str(reset)})
-    code, events, _, stderr = run_exec(tmp_path, "ShowContact", cfg_for(fake),
-                                       {"data": {"id": contact["id"]}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "ShowContact", cfg_for(fake), {"data": {"id": contact["id"]}}
+    )
     assert code == 0, stderr
     assert [e["event"] for e in events] == ["data"]
     first, second = fake.requests
@@ -204,8 +245,9 @@ def test_server_error_is_retried_for_a_get_but_not_for_a_create(fake, tmp_path):
     assert len(fake.requests) == 2
     fake.clear_requests()
     fake.fail_next(500, path="/contacts")
-    code, events, _, _ = run_exec(tmp_path, "CreateContact", cfg_for(fake),
-                                  {"data": {"requestBody": {"email": "b@x.io"}}})
+    code, events, _, _ = run_exec(
+        tmp_path, "CreateContact", cfg_for(fake), {"data": {"requestBody": {"email": "b@x.io"}}}
+    )
     assert code == 1 and events[0]["error"]["status"] == 500
     assert len(fake.requests) == 1  # a create may have been applied: never repeated
 
@@ -227,8 +269,9 @@ def test_legacy_credentials_of_the_original_component(fake, tmp_path):
 # ---- bodies that are not JSON objects ---------------------------------------------------------------
 def test_event_accepted_without_body(fake, tmp_path):
     body = {"event_name": "ordered", "email": "a@x.io", "created_at": 1717000000}
-    code, events, _, stderr = run_exec(tmp_path, "createDataEvent", cfg_for(fake),
-                                       {"data": {"requestBody": body}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "createDataEvent", cfg_for(fake), {"data": {"requestBody": body}}
+    )
     assert code == 0, stderr
     assert events[0]["data"]["status"] == 202
     assert fake.events == [body]
@@ -237,13 +280,15 @@ def test_event_accepted_without_body(fake, tmp_path):
 def test_data_export_download_is_emitted_as_base64_gzip(fake, tmp_path):
     fake.add_contact(email="a@x.io")
     window = {"created_at_after": 1, "created_at_before": 2}
-    code, events, _, stderr = run_exec(tmp_path, "create_data_export", cfg_for(fake),
-                                       {"data": {"requestBody": window}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "create_data_export", cfg_for(fake), {"data": {"requestBody": window}}
+    )
     assert code == 0, stderr
     job = events[0]["data"]["job_identifier"]
     assert run_exec(tmp_path, "get_data_export", cfg_for(fake), {"data": {"job_identifier": job}})[0] == 0
-    code, events, _, stderr = run_exec(tmp_path, "Download_data_export", cfg_for(fake),
-                                       {"data": {"job_identifier": job}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "Download_data_export", cfg_for(fake), {"data": {"job_identifier": job}}
+    )
     assert code == 0, stderr
     data = events[0]["data"]
     content = base64.b64decode(data["content"])
@@ -252,16 +297,27 @@ def test_data_export_download_is_emitted_as_base64_gzip(fake, tmp_path):
 
 
 # ---- conversations: their lists carry the objects under "conversations", not "data" ----------------
-@pytest.mark.parametrize("action, msg", [
-    ("listConversations", {}),
-    ("searchConversations", {"requestBody": {"query": {"field": "updated_at", "operator": ">", "value": 0},
-                                             "pagination": {"per_page": 2}}}),
-])
+@pytest.mark.parametrize(
+    "action, msg",
+    [
+        ("listConversations", {}),
+        (
+            "searchConversations",
+            {
+                "requestBody": {
+                    "query": {"field": "updated_at", "operator": ">", "value": 0},
+                    "pagination": {"per_page": 2},
+                }
+            },
+        ),
+    ],
+)
 def test_conversations_are_emitted_individually_across_pages(fake, tmp_path, action, msg):
     fake.per_page = 2
     ids = [fake.add_conversation(updated_at=1717000000 + i)["id"] for i in range(5)]
-    code, events, _, stderr = run_exec(tmp_path, action, cfg_for(fake, emitBehaviour="emitIndividually"),
-                                       {"data": msg})
+    code, events, _, stderr = run_exec(
+        tmp_path, action, cfg_for(fake, emitBehaviour="emitIndividually"), {"data": msg}
+    )
     assert code == 0, stderr
     assert len(fake.requests) == 3
     assert [e["data"]["id"] for e in data_events(events)] == ids
@@ -273,9 +329,23 @@ def test_verify_credentials_calls_me(fake, tmp_path, good):
     token = fake.token if good else "not-the-token-Hq2"
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({**cfg_for(fake), "accessToken": token}))
-    result = subprocess.run([sys.executable, "-m", "elasticio_sailor", "verify", "--cfg", str(cfg_file),
-                             "--component", str(ROOT)], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elasticio_sailor",
+            "verify",
+            "--cfg",
+            str(cfg_file),
+            "--component",
+            str(ROOT),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     [request] = fake.requests
     assert (request.method, request.path) == ("GET", "/me")
     assert result.returncode == (0 if good else 1)
@@ -289,8 +359,9 @@ def test_verify_credentials_calls_me(fake, tmp_path, good):
 def test_help_center_collections_follow_page_numbers(fake, tmp_path):
     fake.per_page = 2
     ids = [fake.add_collection(name=f"Collection {i}")["id"] for i in range(5)]
-    code, events, _, stderr = run_exec(tmp_path, "listAllCollections",
-                                       cfg_for(fake, emitBehaviour="emitIndividually"), {"data": {}})
+    code, events, _, stderr = run_exec(
+        tmp_path, "listAllCollections", cfg_for(fake, emitBehaviour="emitIndividually"), {"data": {}}
+    )
     assert code == 0, stderr
     assert [e["data"]["id"] for e in data_events(events)] == ids
     assert [r.query.get("page") for r in fake.requests] == [None, "2", "3"]

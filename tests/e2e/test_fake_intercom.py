@@ -1,5 +1,6 @@
 """The fake Intercom behaves as the 2.8 description says where our code depends on it (search, scroll,
 errors); other helpers' tests rely on these behaviours, so they are pinned here."""
+
 import gzip
 
 import pytest
@@ -56,8 +57,11 @@ def test_contact_search_by_updated_at_matches_whole_days_sorted_and_paginated(ht
     day = 1717027200  # 2024-05-30 00:00 UTC
     ids = [fake.add_contact(email=f"c{i}@x.io", updated_at=day + i * 3 * 3600)["id"] for i in range(8)]
     fake.add_contact(email="old@x.io", updated_at=day - 10)
-    query = {"query": {"field": "updated_at", "operator": ">", "value": day - 1},
-             "sort": {"field": "updated_at", "order": "ascending"}, "pagination": {"per_page": 3}}
+    query = {
+        "query": {"field": "updated_at", "operator": ">", "value": day - 1},
+        "sort": {"field": "updated_at", "order": "ascending"},
+        "pagination": {"per_page": 3},
+    }
     # `>` on a date starts at the next day: day - 1 lies in the previous day, so all 8 of `day` match
     assert [c["id"] for c in _search_all(http, fake.url, query)] == ids
     query["query"]["value"] = day + 5  # same day: nothing on that day matches
@@ -68,8 +72,11 @@ def test_contact_search_by_updated_at_matches_whole_days_sorted_and_paginated(ht
 
 
 def test_contact_search_rejects_operators_intercom_rejects_on_dates(http, fake):
-    response = http.post(fake.url + "/contacts/search", timeout=5,
-                         json={"query": {"field": "updated_at", "operator": ">=", "value": 1}})
+    response = http.post(
+        fake.url + "/contacts/search",
+        timeout=5,
+        json={"query": {"field": "updated_at", "operator": ">=", "value": 1}},
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "parameter_invalid"
 
@@ -78,9 +85,15 @@ def test_exact_semantics_compare_to_the_second(http):
     with FakeIntercom(seed=False, search_semantics="exact") as exact:
         a = exact.add_contact(email="a@x.io", updated_at=1000 * DAY + 10)
         exact.add_contact(email="b@x.io", updated_at=1000 * DAY + 5)
-        query = {"query": {"operator": "OR", "value": [
-            {"field": "updated_at", "operator": ">", "value": 1000 * DAY + 5},
-            {"field": "email", "operator": "=", "value": "nobody"}]}}
+        query = {
+            "query": {
+                "operator": "OR",
+                "value": [
+                    {"field": "updated_at", "operator": ">", "value": 1000 * DAY + 5},
+                    {"field": "email", "operator": "=", "value": "nobody"},
+                ],
+            }
+        }
         http.headers["Authorization"] = f"Bearer {exact.token}"
         page = http.post(exact.url + "/contacts/search", json=query, timeout=5).json()
         assert [c["id"] for c in page["data"]] == [a["id"]] and page["total_count"] == 1
@@ -89,8 +102,11 @@ def test_exact_semantics_compare_to_the_second(http):
 def test_conversation_search_bounds_are_inclusive(http, fake):
     first = fake.add_conversation(updated_at=500)
     fake.add_conversation(updated_at=499)
-    page = http.post(fake.url + "/conversations/search", timeout=5,
-                     json={"query": {"field": "updated_at", "operator": ">", "value": 500}}).json()
+    page = http.post(
+        fake.url + "/conversations/search",
+        timeout=5,
+        json={"query": {"field": "updated_at", "operator": ">", "value": 500}},
+    ).json()
     assert page["type"] == "conversation.list"
     assert [c["id"] for c in page["conversations"]] == [first["id"]]
 
@@ -100,8 +116,9 @@ def test_companies_scroll_ends_with_an_empty_page_then_expires(http, fake):
     fake.scroll_page_size = 2
     got, param, sizes = [], None, []
     while True:
-        page = http.get(fake.url + "/companies/scroll", params={"scroll_param": param} if param else None,
-                        timeout=5).json()
+        page = http.get(
+            fake.url + "/companies/scroll", params={"scroll_param": param} if param else None, timeout=5
+        ).json()
         sizes.append(len(page["data"]))
         got += [c["company_id"] for c in page["data"]]
         param = page["scroll_param"]
@@ -133,8 +150,9 @@ def test_fail_next_injects_a_rate_limit_once_on_the_matching_path(http, fake):
 
 def test_export_download_is_gzip_bytes(http, fake):
     fake.add_contact(email="a@x.io")
-    job = http.post(fake.url + "/export/content/data", json={"created_at_after": 1, "created_at_before": 2},
-                    timeout=5).json()
+    job = http.post(
+        fake.url + "/export/content/data", json={"created_at_after": 1, "created_at_before": 2}, timeout=5
+    ).json()
     status = http.get(fake.url + f"/export/content/data/{job['job_identifier']}", timeout=5).json()
     assert status["status"] == "completed"
     download = http.get(status["download_url"], headers={"Accept": "application/octet-stream"}, timeout=5)
@@ -162,27 +180,45 @@ def test_an_unknown_intercom_version_is_rejected(http, fake):
 def test_data_events_list_and_summary_for_one_user(http, fake):
     ada = fake.add_contact(email="ada@example.com", external_id="42")
     fake.add_contact(email="bob@example.com", external_id="43")
-    for name, user, at in (("ordered", {"user_id": "42"}, 100), ("ordered", {"email": ada["email"]}, 200),
-                           ("invited", {"id": ada["id"]}, 300), ("ordered", {"user_id": "43"}, 400)):
-        assert http.post(fake.url + "/events", json={"event_name": name, "created_at": at, **user},
-                         timeout=5).status_code == 202
+    for name, user, at in (
+        ("ordered", {"user_id": "42"}, 100),
+        ("ordered", {"email": ada["email"]}, 200),
+        ("invited", {"id": ada["id"]}, 300),
+        ("ordered", {"user_id": "43"}, 400),
+    ):
+        assert (
+            http.post(
+                fake.url + "/events", json={"event_name": name, "created_at": at, **user}, timeout=5
+            ).status_code
+            == 202
+        )
     listed = http.get(fake.url + "/events", params={"type": "user", "user_id": "42"}, timeout=5).json()
     assert listed["type"] == "event.list" and "pages" in listed
     assert [(e["event_name"], e["created_at"]) for e in listed["events"]] == [
-        ("invited", 300), ("ordered", 200), ("ordered", 100)]  # newest first, however the user was named
+        ("invited", 300),
+        ("ordered", 200),
+        ("ordered", 100),
+    ]  # newest first, however the user was named
     assert {(e["user_id"], e["intercom_user_id"], e["email"]) for e in listed["events"]} == {
-        ("42", ada["id"], "ada@example.com")}
-    summary = http.get(fake.url + "/events", params={"type": "user", "email": "ada@example.com",
-                                                     "summary": "true"}, timeout=5).json()
+        ("42", ada["id"], "ada@example.com")
+    }
+    summary = http.get(
+        fake.url + "/events",
+        params={"type": "user", "email": "ada@example.com", "summary": "true"},
+        timeout=5,
+    ).json()
     assert summary["type"] == "event.summary" and summary["user_id"] == "42"
     assert {e["name"]: e["count"] for e in summary["events"]} == {"ordered": 2, "invited": 1}
 
 
 def test_data_events_need_type_user_and_one_known_user(http, fake):
     fake.add_contact(email="ada@example.com", external_id="42")
-    for params, status in (({"user_id": "42"}, 400), ({"type": "user"}, 400),
-                           ({"type": "lead", "user_id": "42"}, 400),
-                           ({"type": "user", "user_id": "nobody"}, 404)):
+    for params, status in (
+        ({"user_id": "42"}, 400),
+        ({"type": "user"}, 400),
+        ({"type": "lead", "user_id": "42"}, 400),
+        ({"type": "user", "user_id": "nobody"}, 404),
+    ):
         response = http.get(fake.url + "/events", params=params, timeout=5)
         assert response.status_code == status, (params, response.text)
         assert response.json()["type"] == "error.list"
@@ -200,5 +236,7 @@ def test_companies_attached_to_a_contact(http, fake):
     assert [c["id"] for c in listed["data"]] == [acme] and listed["total_count"] == 1
     assert listed["pages"]["next"] is None and listed["pages"]["total_pages"] == 1
     assert http.get(f"{fake.url}/contacts/nobody/companies", timeout=5).status_code == 404
-    assert http.post(f"{fake.url}/contacts/{contact}/companies", json={"id": "nope"},
-                     timeout=5).status_code == 404
+    assert (
+        http.post(f"{fake.url}/contacts/{contact}/companies", json={"id": "nope"}, timeout=5).status_code
+        == 404
+    )

@@ -22,6 +22,7 @@ action, a trigger and the verifier: no internal error; a refused cfg names a fie
 
 ``FUZZ_SECONDS`` (default 5) bounds part 1's random phase; the counts are printed (``pytest -s``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -74,19 +75,64 @@ def token_pieces(text: str) -> list[str]:
     raw = TOKEN.encode()
     for shift in range(3):
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            forms.append(encode(b"\0" * shift + raw).decode()[4 if shift else 0:(len(raw) + shift) // 3 * 4])
-    return [form[i:i + 12] for form in forms for i in range(0, len(form) - 11, 3) if form[i:i + 12] in text]
+            forms.append(
+                encode(b"\0" * shift + raw).decode()[4 if shift else 0 : (len(raw) + shift) // 3 * 4]
+            )
+    return [
+        form[i : i + 12] for form in forms for i in range(0, len(form) - 11, 3) if form[i : i + 12] in text
+    ]
 
 
 # ---------------------------------------------------------------------------------------- generation
 HOSTILE_STRINGS = [
-    "..", ".", "../..", "a/../b", "/", "//", "?", "#", "%2e%2e", "%2F", "\\..", "a b", "\x00", "\r\nX: y",
+    "..",
+    ".",
+    "../..",
+    "a/../b",
+    "/",
+    "//",
+    "?",
+    "#",
+    "%2e%2e",
+    "%2F",
+    "\\..",
+    "a b",
+    "\x00",
+    "\r\nX: y",
     "\n",
-    "123\n", " 1", "é", "😀", "\u202e", "x" * 10_000, "", "null", "{}", "[]", "' OR 1=1 --", "<script>",
-    "${jndi:x}", "0x10", "-1", "1e400", "NaN",
+    "123\n",
+    " 1",
+    "é",
+    "😀",
+    "\u202e",
+    "x" * 10_000,
+    "",
+    "null",
+    "{}",
+    "[]",
+    "' OR 1=1 --",
+    "<script>",
+    "${jndi:x}",
+    "0x10",
+    "-1",
+    "1e400",
+    "NaN",
 ]
-HOSTILE_VALUES: list[Any] = [None, True, False, 0, -1, 2**63, 1.5, 1e308, [], {}, [1, "a"], {"a": {"b": []}},
-                             ["..", "\ud800"]]
+HOSTILE_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    1.5,
+    1e308,
+    [],
+    {},
+    [1, "a"],
+    {"a": {"b": []}},
+    ["..", "\ud800"],
+]
 SURROGATES = ["\ud800", "\udfff", "a\ud83d", "\udc00b"]
 
 
@@ -185,16 +231,28 @@ def errors_of(events: list[dict]) -> list[dict]:
 @pytest.fixture
 def cfg_for():
     IntercomClient.clear_cache()
-    yield lambda server, **extra: {"accessToken": TOKEN, "server": "custom", "otherServer": server.url,
-                                   "maxRetries": 0, **extra}
+    yield lambda server, **extra: {
+        "accessToken": TOKEN,
+        "server": "custom",
+        "otherServer": server.url,
+        "maxRetries": 0,
+        **extra,
+    }
     IntercomClient.clear_cache()
 
 
 # ---------------------------------------------------------------------------------- part 1: messages
 def test_malformed_messages_into_every_action(cfg_for, caplog):
     rng = random.Random(SEED)
-    counts = {"cases": 0, "known_invalid": 0, "random": 0, "sent": 0, "validation_errors": 0,
-              "intercom_errors": 0, "data": 0}
+    counts = {
+        "cases": 0,
+        "known_invalid": 0,
+        "random": 0,
+        "sent": 0,
+        "validation_errors": 0,
+        "intercom_errors": 0,
+        "data": 0,
+    }
     started = time.monotonic()
 
     def answer(request: Request) -> Answer:
@@ -247,6 +305,7 @@ def test_malformed_messages_into_every_action(cfg_for, caplog):
 def hostile_answers(request: Request) -> dict[str, Answer]:
     auth = request.headers.get("Authorization", "")
     b64 = base64.b64encode(f"Authorization: {auth}".encode()).decode()
+
     def error(message: str, status: int = 400, **headers: str) -> Answer:
         body = {"type": "error.list", "request_id": "r", "errors": [{"code": "bad", "message": message}]}
         return Answer.json(body, status, **headers)
@@ -268,10 +327,12 @@ def hostile_answers(request: Request) -> dict[str, Answer]:
         "number": Answer.json(42),
         "data not a list": Answer.json({"data": {"id": 1}, "admins": "x", "conversations": 3}),
         "items not objects": Answer.json({"data": [1, "x"], "pages": {"next": None}}),
-        "pages wrong": Answer.json({"data": [], "pages": {"next": {"starting_after": {"x": 1}},
-                                                          "page": "2"}}),
-        "updated_at wrong": Answer.json({"data": [{"id": "1", "updated_at": 1e308},
-                                                  {"id": [], "updated_at": "x"}]}),
+        "pages wrong": Answer.json(
+            {"data": [], "pages": {"next": {"starting_after": {"x": 1}}, "page": "2"}}
+        ),
+        "updated_at wrong": Answer.json(
+            {"data": [{"id": "1", "updated_at": 1e308}, {"id": [], "updated_at": "x"}]}
+        ),
         "non-JSON 200": Answer(200, b"\xff\xfe\x00garbage", {"Content-Type": "application/json"}),
         "NaN": Answer(200, b'{"data": [], "x": NaN}'),
         "oversized": Answer.json({"data": [], "pad": "p" * 5000}),
@@ -369,8 +430,13 @@ def test_hostile_answers_everywhere(cfg_for, caplog, monkeypatch):
                 if COMPONENT["triggers"][trigger_id].get("type") != "polling":
                     continue
                 caplog.clear()
-                events = execute(trigger_id, {}, {**cfg, "startTime": "2024-01-01", "lagSeconds": 0},
-                                 {}, component_dir=ROOT)
+                events = execute(
+                    trigger_id,
+                    {},
+                    {**cfg, "startTime": "2024-01-01", "lagSeconds": 0},
+                    {},
+                    component_dir=ROOT,
+                )
                 check(f"{trigger_id} [{mode}]", events)
             for model in SELECT_MODELS:
                 caplog.clear()
@@ -413,28 +479,62 @@ def test_hostile_answers_everywhere(cfg_for, caplog, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- part 3: cfg
-CFG_VALUES: list[Any] = [*HOSTILE_STRINGS, *HOSTILE_VALUES, *SURROGATES, "inf", "-inf", float("inf"),
-                         float("nan"), 1e400, "http://user:pw@127.0.0.1", "http://127.0.0.1:99999",
-                         "http://[::1", "http://127.0.0.1\r\n", "ftp://127.0.0.1", "http://169.254.169.254",
-                         "http://[::ffff:169.254.169.254]", "http://2852039166", "http://metadata.google.internal",
-                         "tok\r\nen", "t\u00f6k\u0153n", "custom", "--- Custom URL", "eu"]
-CFG_FIELDS = ["accessToken", "server", "otherServer", "intercomVersion", "requestTimeout", "maxRetries",
-              "emitBehaviour", "startTime", "lagSeconds", "pageSize"]
+CFG_VALUES: list[Any] = [
+    *HOSTILE_STRINGS,
+    *HOSTILE_VALUES,
+    *SURROGATES,
+    "inf",
+    "-inf",
+    float("inf"),
+    float("nan"),
+    1e400,
+    "http://user:pw@127.0.0.1",
+    "http://127.0.0.1:99999",
+    "http://[::1",
+    "http://127.0.0.1\r\n",
+    "ftp://127.0.0.1",
+    "http://169.254.169.254",
+    "http://[::ffff:169.254.169.254]",
+    "http://2852039166",
+    "http://metadata.google.internal",
+    "tok\r\nen",
+    "t\u00f6k\u0153n",
+    "custom",
+    "--- Custom URL",
+    "eu",
+]
+CFG_FIELDS = [
+    "accessToken",
+    "server",
+    "otherServer",
+    "intercomVersion",
+    "requestTimeout",
+    "maxRetries",
+    "emitBehaviour",
+    "startTime",
+    "lagSeconds",
+    "pageSize",
+]
 
 
 def test_hostile_configuration(cfg_for, caplog):
     counts = {"cases": 0, "refused": 0, "sent": 0}
     started = time.monotonic()
-    with recording_server(lambda request: Answer.json({"type": "list", "data": [], "id": "1"})) as server, \
-            caplog.at_level(logging.DEBUG):
+    with (
+        recording_server(lambda request: Answer.json({"type": "list", "data": [], "id": "1"})) as server,
+        caplog.at_level(logging.DEBUG),
+    ):
         for field in CFG_FIELDS:
             for value in CFG_VALUES:
                 cfg = {**cfg_for(server), "startTime": "2024-01-01", field: value}
                 if field == "otherServer":
                     cfg["server"] = "custom"
                 where = f"cfg {field}={value!r:.60}"
-                for function, msg in (("deleteCompany", {"data": {"id": "1"}}), ("listAdmins", {"data": {}}),
-                                      ("newOrUpdatedCompanies", {})):
+                for function, msg in (
+                    ("deleteCompany", {"data": {"id": "1"}}),
+                    ("listAdmins", {"data": {}}),
+                    ("newOrUpdatedCompanies", {}),
+                ):
                     before = len(server.requests)
                     caplog.clear()
                     events = execute(function, msg, cfg, {}, component_dir=ROOT)

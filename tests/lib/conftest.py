@@ -1,4 +1,5 @@
 """Shared fixtures for the lib tests: fast sleeps, a clean client cache, and a fixed token."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@
 Every request is recorded in ``requests``. Real sockets, real HTTP/1.1 keep-alive: the client under test
 runs exactly as against Intercom.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ class Misbehaving:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                request = Request(self.command, parts.path, dict(parse_qsl(parts.query)),
-                                  json.loads(raw) if raw else None)
+                request = Request(
+                    self.command, parts.path, dict(parse_qsl(parts.query)), json.loads(raw) if raw else None
+                )
                 with outer.lock:
                     outer.requests.append(request)
                 status, headers, body = outer.handler(request)
@@ -69,8 +71,12 @@ class Misbehaving:
         self.thread.start()
 
     def cfg(self, **extra: Any) -> dict[str, Any]:
-        return {"accessToken": "tok_misbehaving_1234567890", "server": "custom", "otherServer": self.url,
-                **extra}
+        return {
+            "accessToken": "tok_misbehaving_1234567890",
+            "server": "custom",
+            "otherServer": self.url,
+            **extra,
+        }
 
     def close(self) -> None:
         self.server.shutdown()

@@ -1,5 +1,6 @@
 """A 401/403 from Intercom asks the sailor for fresh credentials (elasticio_sailor.credentials) and retries
 that one call once; real HTTP to the fake Intercom, through the generated actions and the sailor."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -93,8 +94,12 @@ def test_a_403_is_a_refusal_too(intercom, source) -> None:
     intercom_token = intercom.token
     intercom.token = "token-new2"
     try:
-        events = execute("ShowContact", {"data": {"id": contact["id"]}}, cfg_for(intercom, intercom_token),
-                         component_dir=REPO)
+        events = execute(
+            "ShowContact",
+            {"data": {"id": contact["id"]}},
+            cfg_for(intercom, intercom_token),
+            component_dir=REPO,
+        )
     finally:
         intercom.token = intercom_token
     assert [e["event"] for e in events] == ["data"] and s.asked == 1

@@ -1,4 +1,5 @@
 """IntercomClient: headers, versions, caching, errors, retries, idempotency, connection failures."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,11 @@ from tests.lib.conftest import TOKEN, US
 
 pytestmark = pytest.mark.timeout(30)
 
-ERROR_404 = {"type": "error.list", "request_id": "abc",
-             "errors": [{"code": "not_found", "message": "Contact Not Found"}]}
+ERROR_404 = {
+    "type": "error.list",
+    "request_id": "abc",
+    "errors": [{"code": "not_found", "message": "Contact Not Found"}],
+}
 
 
 def test_default_headers(rsps, cfg):
@@ -49,11 +53,17 @@ def test_intercom_version_precedence(rsps):
     assert rsps.calls[1].request.headers["Intercom-Version"] == "2.7"
 
 
-@pytest.mark.parametrize(("cfg_extra", "host"), [
-    ({"server": "eu"}, "https://api.eu.intercom.io"),
-    ({"server": "https://api.au.intercom.io - The australian API server"}, "https://api.au.intercom.io"),
-    ({"server": "--- Custom URL", "otherServer": "http://proxy.local:9000/ic"}, "http://proxy.local:9000/ic"),
-])
+@pytest.mark.parametrize(
+    ("cfg_extra", "host"),
+    [
+        ({"server": "eu"}, "https://api.eu.intercom.io"),
+        ({"server": "https://api.au.intercom.io - The australian API server"}, "https://api.au.intercom.io"),
+        (
+            {"server": "--- Custom URL", "otherServer": "http://proxy.local:9000/ic"},
+            "http://proxy.local:9000/ic",
+        ),
+    ],
+)
 def test_regions_and_custom_url_reach_the_right_host(rsps, cfg_extra, host):
     rsps.get(f"{host}/me", json={"ok": True})
     client = IntercomClient.from_cfg({"auth_bearerAuth": TOKEN, **cfg_extra})
@@ -99,9 +109,12 @@ def test_404_error_fields(rsps, cfg):
 
 
 def test_401_and_request_id_from_header(rsps, cfg):
-    rsps.get(f"{US}/me", json={"type": "error.list", "errors": [
-        {"code": "unauthorized", "message": "Access Token Invalid"}]}, status=401,
-        headers={"X-Request-Id": "req-9"})
+    rsps.get(
+        f"{US}/me",
+        json={"type": "error.list", "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]},
+        status=401,
+        headers={"X-Request-Id": "req-9"},
+    )
     with pytest.raises(IntercomError) as info:
         IntercomClient.from_cfg(cfg).request("GET", "/me")
     assert info.value.status == 401 and info.value.code == "unauthorized"
@@ -111,9 +124,18 @@ def test_401_and_request_id_from_header(rsps, cfg):
 
 
 def test_422_lists_every_error(rsps, cfg):
-    rsps.post(f"{US}/contacts", status=422, json={"type": "error.list", "request_id": "r1", "errors": [
-        {"code": "parameter_invalid", "message": "Email is invalid", "field": "email"},
-        {"code": "parameter_invalid", "message": "Role is invalid"}]})
+    rsps.post(
+        f"{US}/contacts",
+        status=422,
+        json={
+            "type": "error.list",
+            "request_id": "r1",
+            "errors": [
+                {"code": "parameter_invalid", "message": "Email is invalid", "field": "email"},
+                {"code": "parameter_invalid", "message": "Role is invalid"},
+            ],
+        },
+    )
     with pytest.raises(IntercomError) as info:
         IntercomClient.from_cfg(cfg).request("POST", "/contacts", json={"email": "x"})
     assert "Email is invalid (field email); Role is invalid" in str(info.value)
@@ -136,8 +158,12 @@ class Clock:
 
 
 def test_429_waits_until_reset(rsps, sleeps):
-    rsps.get(f"{US}/me", status=429, headers={"X-RateLimit-Reset": "1000012"},
-             json={"type": "error.list", "errors": [{"code": "rate_limit_exceeded", "message": "slow"}]})
+    rsps.get(
+        f"{US}/me",
+        status=429,
+        headers={"X-RateLimit-Reset": "1000012"},
+        json={"type": "error.list", "errors": [{"code": "rate_limit_exceeded", "message": "slow"}]},
+    )
     rsps.get(f"{US}/me", json={"id": "1"})
     client = IntercomClient(US, TOKEN, clock=Clock(1000000.0))
     assert client.request_json("GET", "/me") == {"id": "1"}
@@ -246,8 +272,12 @@ def _closed_port() -> int:
 def test_connection_refused_is_retried_even_for_post(sleeps):
     """A refused connection means no byte reached the server: retrying cannot duplicate the write."""
     port = _closed_port()
-    cfg = {"accessToken": TOKEN, "server": "custom", "otherServer": f"http://127.0.0.1:{port}",
-           "maxRetries": 2}
+    cfg = {
+        "accessToken": TOKEN,
+        "server": "custom",
+        "otherServer": f"http://127.0.0.1:{port}",
+        "maxRetries": 2,
+    }
     with pytest.raises(IntercomError) as info:
         IntercomClient.from_cfg(cfg).request("POST", "/contacts", json={"email": "a@b.c"})
     err = info.value
@@ -258,8 +288,15 @@ def test_connection_refused_is_retried_even_for_post(sleeps):
 def test_token_never_in_errors_or_logs(rsps, cfg, caplog):
     """Even an error body that echoes the token does not leak it."""
     caplog.set_level(logging.DEBUG)
-    rsps.get(f"{US}/a", status=401, json={"type": "error.list", "request_id": None,
-                                          "errors": [{"code": "unauthorized", "message": f"bad {TOKEN}"}]})
+    rsps.get(
+        f"{US}/a",
+        status=401,
+        json={
+            "type": "error.list",
+            "request_id": None,
+            "errors": [{"code": "unauthorized", "message": f"bad {TOKEN}"}],
+        },
+    )
     rsps.get(f"{US}/b", status=500, body=f"Authorization: Bearer {TOKEN}")
     rsps.get(f"{US}/c", body=requests.exceptions.ConnectTimeout("timed out"))
     client = IntercomClient.from_cfg(cfg)
@@ -276,10 +313,21 @@ def test_token_never_in_errors_or_logs(rsps, cfg, caplog):
 
 
 def test_next_url_on_foreign_host_stays_on_base_url(rsps, cfg):
-    rsps.get(f"{US}/admins/activity_logs", json={"activity_logs": [1], "pages": {
-        "page": 1, "total_pages": 2, "next": "https://evil.example/admins/activity_logs?page=2"}})
-    rsps.get(f"{US}/admins/activity_logs?page=2", json={"activity_logs": [2], "pages": {
-        "page": 2, "total_pages": 2, "next": None}})
+    rsps.get(
+        f"{US}/admins/activity_logs",
+        json={
+            "activity_logs": [1],
+            "pages": {
+                "page": 1,
+                "total_pages": 2,
+                "next": "https://evil.example/admins/activity_logs?page=2",
+            },
+        },
+    )
+    rsps.get(
+        f"{US}/admins/activity_logs?page=2",
+        json={"activity_logs": [2], "pages": {"page": 2, "total_pages": 2, "next": None}},
+    )
     pages = list(IntercomClient.from_cfg(cfg).paginate("GET", "/admins/activity_logs", style="page"))
     assert [p["activity_logs"] for p in pages] == [[1], [2]]
     assert all(c.request.url.startswith(US) for c in rsps.calls)
@@ -339,8 +387,16 @@ def test_errors_survive_pickle_and_deepcopy():
     from lib.intercom.errors import ConfigurationError, ValidationError
 
     errors = [
-        IntercomError("Contact Not Found", status=404, code="not_found", request_id="r", method="GET",
-                      path="/contacts/x", attempts=1, errors=[{"code": "not_found"}]),
+        IntercomError(
+            "Contact Not Found",
+            status=404,
+            code="not_found",
+            request_id="r",
+            method="GET",
+            path="/contacts/x",
+            attempts=1,
+            errors=[{"code": "not_found"}],
+        ),
         ConfigurationError("Field 'server' is bad", field="server"),
         ValidationError("CreateContact", [{"field": "requestBody.email", "rule": "type", "message": "m"}]),
     ]

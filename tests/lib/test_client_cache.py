@@ -1,4 +1,5 @@
 """IntercomClient.from_cfg's fast path: a repeated cfg skips parsing, yet answers exactly as parsing would."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ def test_repeated_cfg_does_not_parse_again(cfg, monkeypatch):
     first = IntercomClient.from_cfg({**cfg, "server": "eu", "requestTimeout": "5"})
     calls: list[dict] = []
     original = IntercomClient.settings_from_cfg.__func__
-    monkeypatch.setattr(IntercomClient, "settings_from_cfg",
-                        classmethod(lambda cls, c: calls.append(c) or original(cls, c)))
+    monkeypatch.setattr(
+        IntercomClient, "settings_from_cfg", classmethod(lambda cls, c: calls.append(c) or original(cls, c))
+    )
     assert IntercomClient.from_cfg({**cfg, "server": "eu", "requestTimeout": "5", "other": 1}) is first
     assert calls == []  # fields settings_from_cfg does not read do not matter
     second = IntercomClient.from_cfg({**cfg, "server": "eu", "requestTimeout": 5})  # same settings, new raw

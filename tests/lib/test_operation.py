@@ -1,4 +1,5 @@
 """Operation: validation before any request, request building, emitting, metadata, binary, empty bodies."""
+
 from __future__ import annotations
 
 import base64
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.timeout(30)
 @dataclass
 class Msg:
     """Stands in for elasticio_sailor.Message (same attribute names)."""
+
     data: Any
     metadata: dict = field(default_factory=dict)
     attachments: dict = field(default_factory=dict)
@@ -33,15 +35,27 @@ def op(action_id: str, method: str, path: str, **kw: Any) -> Operation:
     return Operation(action_id=action_id, method=method, path=path, schema_dir=SCHEMAS, **kw)
 
 
-SHOW = op("TestShowContact", "GET", "/contacts/{id}", path_params=("id",), query_params=("display_as",),
-          aliases={"id": ("contact_id",)})
+SHOW = op(
+    "TestShowContact",
+    "GET",
+    "/contacts/{id}",
+    path_params=("id",),
+    query_params=("display_as",),
+    aliases={"id": ("contact_id",)},
+)
 CREATE = op("TestCreateContact", "POST", "/contacts", has_body=True)
 DELETE = op("TestDeleteContact", "DELETE", "/contacts/{id}", path_params=("id",))
 DETACH = op("TestDetachTag", "DELETE", "/contacts/{contact_id}/tags/{id}", path_params=("contact_id", "id"))
-EVENTS = op("TestListEvents", "GET", "/events", query_params=("filter", "type", "summary", "tags"),
-            items_key="events")
-DOWNLOAD = op("TestDownload", "GET", "/download/content/data/{job_identifier}",
-              path_params=("job_identifier",), response="binary")
+EVENTS = op(
+    "TestListEvents", "GET", "/events", query_params=("filter", "type", "summary", "tags"), items_key="events"
+)
+DOWNLOAD = op(
+    "TestDownload",
+    "GET",
+    "/download/content/data/{job_identifier}",
+    path_params=("job_identifier",),
+    response="binary",
+)
 
 
 def run(operation: Operation, data: Any, cfg: dict, metadata: dict | None = None) -> list[dict]:
@@ -59,8 +73,11 @@ def test_validation_error_names_fields_and_sends_nothing(rsps, cfg):
         run(CREATE, {"requestBody": {"email": 42, "role": "boss", "extra": 1}}, cfg)
     err = info.value
     fields = {(e["field"], e["rule"]) for e in err.to_dict()["errors"]}
-    assert fields == {("requestBody.email", "type"), ("requestBody.role", "enum"),
-                      ("requestBody.extra", "additionalProperties")}
+    assert fields == {
+        ("requestBody.email", "type"),
+        ("requestBody.role", "enum"),
+        ("requestBody.extra", "additionalProperties"),
+    }
     for name in ("requestBody.email", "requestBody.role", "requestBody.extra", "rule type", "rule enum"):
         assert name in str(err)
     assert len(rsps.calls) == 0
@@ -70,16 +87,25 @@ def test_validation_error_names_fields_and_sends_nothing(rsps, cfg):
 def test_missing_required_fields_are_named(rsps, cfg):
     with pytest.raises(ValidationError) as info:
         run(DETACH, {}, cfg)
-    assert [(e["field"], e["rule"]) for e in info.value.errors] == [("contact_id", "required"),
-                                                                    ("id", "required")]
+    assert [(e["field"], e["rule"]) for e in info.value.errors] == [
+        ("contact_id", "required"),
+        ("id", "required"),
+    ]
     with pytest.raises(ValidationError, match=r"requestBody.tags\[0\].id: is required"):
         run(CREATE, {"requestBody": {"role": "user", "tags": [{}]}}, cfg)
     assert len(rsps.calls) == 0
 
 
 def test_one_of_error_reports_closest_branch(rsps, cfg):
-    search = op("TestSearch", "POST", "/contacts/search", has_body=True, pagination="search",
-                items_key="data", idempotent=True)
+    search = op(
+        "TestSearch",
+        "POST",
+        "/contacts/search",
+        has_body=True,
+        pagination="search",
+        items_key="data",
+        idempotent=True,
+    )
     with pytest.raises(ValidationError) as info:
         run(search, {"requestBody": {"query": {"field": "email"}}}, cfg)
     (entry,) = info.value.errors
@@ -109,8 +135,11 @@ def test_missing_schema_is_a_clear_error(cfg):
 
 # ----------------------------------------------------------------------------------- request building
 def test_path_encoding_query_and_headers(rsps, cfg):
-    rsps.get(f"{US}/contacts/a%2Fb%20c%3F", json={"type": "contact", "id": "a/b c?"},
-             match=[matchers.query_string_matcher("display_as=plaintext")])
+    rsps.get(
+        f"{US}/contacts/a%2Fb%20c%3F",
+        json={"type": "contact", "id": "a/b c?"},
+        match=[matchers.query_string_matcher("display_as=plaintext")],
+    )
     [message] = run(SHOW, {"id": "a/b c?", "display_as": "plaintext", "Intercom-Version": "2.7"}, cfg)
     sent = rsps.calls[0].request
     assert sent.url == f"{US}/contacts/a%2Fb%20c%3F?display_as=plaintext"
@@ -128,10 +157,19 @@ def test_version_from_cfg_then_default(rsps):
 
 def test_query_object_explode_arrays_and_booleans(rsps, cfg):
     rsps.get(f"{US}/events", json={"type": "event.list", "events": []})
-    run(EVENTS, {"filter": {"user_id": "u 1", "email": "a+b@c.d"}, "type": "user", "summary": True,
-                 "tags": ["x", "y"]}, cfg)
+    run(
+        EVENTS,
+        {
+            "filter": {"user_id": "u 1", "email": "a+b@c.d"},
+            "type": "user",
+            "summary": True,
+            "tags": ["x", "y"],
+        },
+        cfg,
+    )
     assert rsps.calls[0].request.url == (
-        f"{US}/events?user_id=u+1&email=a%2Bb%40c.d&type=user&summary=true&tags=x&tags=y")
+        f"{US}/events?user_id=u+1&email=a%2Bb%40c.d&type=user&summary=true&tags=x&tags=y"
+    )
 
 
 def test_alias_and_cfg_fill_in(rsps, cfg):
@@ -166,16 +204,24 @@ def test_metadata_carried_over(rsps, cfg):
     rsps.post(f"{US}/contacts", json={"type": "contact", "id": "ic-7", "email": "a@b.c"})
     incoming = {"applicationUid": "app-1", "oihUid": "oih-1", "recordUid": "crm-55", "domainId": "d"}
     [message] = run(CREATE, {"requestBody": {"role": "user"}}, cfg, incoming)
-    assert message["metadata"] == {"applicationUid": "app-1", "oihUid": "oih-1", "recordUid": "ic-7",
-                                   "domainId": "d"}
+    assert message["metadata"] == {
+        "applicationUid": "app-1",
+        "oihUid": "oih-1",
+        "recordUid": "ic-7",
+        "domainId": "d",
+    }
     assert message["data"]["email"] == "a@b.c"
 
 
 def test_204_emits_a_summary(rsps, cfg):
     rsps.delete(f"{US}/contacts/c%201", status=204)
     [message] = run(DELETE, {"id": "c 1"}, cfg, {"oihUid": "o"})
-    assert message["data"] == {"status": 204, "action": "TestDeleteContact", "result": "no content",
-                               "id": "c 1"}
+    assert message["data"] == {
+        "status": 204,
+        "action": "TestDeleteContact",
+        "result": "no content",
+        "id": "c 1",
+    }
     assert message["metadata"] == {"oihUid": "o", "recordUid": "c 1"}
 
 
@@ -195,17 +241,29 @@ def test_binary_download(rsps, cfg):
 
 
 def test_http_error_raised_with_details(rsps, cfg):
-    rsps.get(f"{US}/contacts/x", status=404, json={"type": "error.list", "request_id": "rq",
-                                                   "errors": [{"code": "not_found",
-                                                               "message": "Contact Not Found"}]})
+    rsps.get(
+        f"{US}/contacts/x",
+        status=404,
+        json={
+            "type": "error.list",
+            "request_id": "rq",
+            "errors": [{"code": "not_found", "message": "Contact Not Found"}],
+        },
+    )
     with pytest.raises(IntercomError, match=r"Intercom 404 not_found: Contact Not Found \(request_id rq"):
         run(SHOW, {"id": "x"}, cfg)
 
 
 def test_token_never_in_events_or_errors(rsps, cfg, caplog):
     rsps.get(f"{US}/contacts/1", json={"id": "1"})
-    rsps.get(f"{US}/contacts/2", status=401, json={"type": "error.list", "errors": [
-        {"code": "unauthorized", "message": f"token {TOKEN} invalid"}]})
+    rsps.get(
+        f"{US}/contacts/2",
+        status=401,
+        json={
+            "type": "error.list",
+            "errors": [{"code": "unauthorized", "message": f"token {TOKEN} invalid"}],
+        },
+    )
     rsps.get(f"{US}/contacts/3", body=requests.exceptions.ConnectionError("boom"))
     seen = [json.dumps(run(SHOW, {"id": "1"}, cfg))]
     for data in ({"id": "2"}, {"id": "3"}, {"id": 3}):
@@ -259,8 +317,15 @@ def test_missing_body_fields_named_under_request_body(rsps, cfg):
 
 
 def test_ambiguous_one_of_is_explained(rsps, cfg):
-    search = op("TestSearch", "POST", "/contacts/search", has_body=True, pagination="search",
-                items_key="data", idempotent=True)
+    search = op(
+        "TestSearch",
+        "POST",
+        "/contacts/search",
+        has_body=True,
+        pagination="search",
+        items_key="data",
+        idempotent=True,
+    )
     with pytest.raises(ValidationError, match="more than one of the allowed forms"):
         run(search, {"requestBody": {"query": {"field": "x", "operator": "AND", "value": []}}}, cfg)
     assert len(rsps.calls) == 0
@@ -269,8 +334,10 @@ def test_ambiguous_one_of_is_explained(rsps, cfg):
 def test_required_body_missing_keeps_the_body_error(rsps, cfg):
     with pytest.raises(ValidationError) as info:
         run(CREATE, {"Intercom-Version": "2.8"}, cfg)
-    assert [(e["field"], e["rule"]) for e in info.value.errors] == [("requestBody", "required"),
-                                                                    ("requestBody.role", "required")]
+    assert [(e["field"], e["rule"]) for e in info.value.errors] == [
+        ("requestBody", "required"),
+        ("requestBody.role", "required"),
+    ]
     assert len(rsps.calls) == 0
 
 

@@ -1,4 +1,5 @@
 """Operation hands Intercom's decoded answers over to the sailor (no defensive copy), and only those."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,12 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.mark.parametrize("behaviour", ["emitPage", "emitIndividually", "fetchAll"])
 def test_list_messages_are_handed_over(rsps, cfg, behaviour):
     rsps.get(f"{US}/events", json={"type": "event.list", "events": [{"id": "e1"}, {"id": "e2"}]})
-    out = run(EVENTS, {"filter": {"user_id": "1"}, "type": "user"}, {**cfg, "emitBehaviour": behaviour},
-              metadata={"oihUid": "o"})
+    out = run(
+        EVENTS,
+        {"filter": {"user_id": "1"}, "type": "user"},
+        {**cfg, "emitBehaviour": behaviour},
+        metadata={"oihUid": "o"},
+    )
     assert out and all(Message.from_any(m).data_handed_over for m in out)
     assert all(m["metadata"] == {"oihUid": "o"} for m in out if behaviour != "emitIndividually")
 

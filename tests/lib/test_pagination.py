@@ -1,4 +1,5 @@
 """Every pagination style through the three emit behaviours, plus loop guards and streaming."""
+
 from __future__ import annotations
 
 import json
@@ -24,68 +25,183 @@ def q(**params: str) -> list:
 
 
 def mock_cursor(rsps) -> tuple[Operation, dict]:
-    rsps.get(f"{US}/conversations", match=q(per_page="2"), json={
-        "type": "conversation.list", "data": items("1", "2"), "total_count": 3,
-        "pages": {"type": "pages", "page": 1, "per_page": 2, "total_pages": 2,
-                  "next": {"page": 2, "starting_after": "WzE2O=="}}})
-    rsps.get(f"{US}/conversations", match=q(per_page="2", starting_after="WzE2O=="), json={
-        "type": "conversation.list", "data": items("3"), "total_count": 3,
-        "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2}})
-    operation = Operation("TestList", "GET", "/conversations", query_params=("per_page", "starting_after"),
-                          pagination="cursor", items_key="data", schema_dir=SCHEMAS)
+    rsps.get(
+        f"{US}/conversations",
+        match=q(per_page="2"),
+        json={
+            "type": "conversation.list",
+            "data": items("1", "2"),
+            "total_count": 3,
+            "pages": {
+                "type": "pages",
+                "page": 1,
+                "per_page": 2,
+                "total_pages": 2,
+                "next": {"page": 2, "starting_after": "WzE2O=="},
+            },
+        },
+    )
+    rsps.get(
+        f"{US}/conversations",
+        match=q(per_page="2", starting_after="WzE2O=="),
+        json={
+            "type": "conversation.list",
+            "data": items("3"),
+            "total_count": 3,
+            "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2},
+        },
+    )
+    operation = Operation(
+        "TestList",
+        "GET",
+        "/conversations",
+        query_params=("per_page", "starting_after"),
+        pagination="cursor",
+        items_key="data",
+        schema_dir=SCHEMAS,
+    )
     return operation, {"per_page": 2}
 
 
 def mock_search(rsps) -> tuple[Operation, dict]:
     query = {"field": "updated_at", "operator": ">", "value": 1}
-    rsps.post(f"{US}/contacts/search", match=[matchers.json_params_matcher(
-        {"query": query, "pagination": {"per_page": 2}})], json={
-        "type": "list", "data": items("1", "2"), "total_count": 3,
-        "pages": {"type": "pages", "page": 1, "per_page": 2, "total_pages": 2,
-                  "next": {"page": 2, "starting_after": "c2"}}})
-    rsps.post(f"{US}/contacts/search", match=[matchers.json_params_matcher(
-        {"query": query, "pagination": {"per_page": 2, "starting_after": "c2"}})], json={
-        "type": "list", "data": items("3"), "total_count": 3,
-        "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2, "next": None}})
-    operation = Operation("TestSearch", "POST", "/contacts/search", has_body=True, pagination="search",
-                          items_key="data", idempotent=True, schema_dir=SCHEMAS)
+    rsps.post(
+        f"{US}/contacts/search",
+        match=[matchers.json_params_matcher({"query": query, "pagination": {"per_page": 2}})],
+        json={
+            "type": "list",
+            "data": items("1", "2"),
+            "total_count": 3,
+            "pages": {
+                "type": "pages",
+                "page": 1,
+                "per_page": 2,
+                "total_pages": 2,
+                "next": {"page": 2, "starting_after": "c2"},
+            },
+        },
+    )
+    rsps.post(
+        f"{US}/contacts/search",
+        match=[
+            matchers.json_params_matcher(
+                {"query": query, "pagination": {"per_page": 2, "starting_after": "c2"}}
+            )
+        ],
+        json={
+            "type": "list",
+            "data": items("3"),
+            "total_count": 3,
+            "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2, "next": None},
+        },
+    )
+    operation = Operation(
+        "TestSearch",
+        "POST",
+        "/contacts/search",
+        has_body=True,
+        pagination="search",
+        items_key="data",
+        idempotent=True,
+        schema_dir=SCHEMAS,
+    )
     return operation, {"requestBody": {"query": query, "pagination": {"per_page": 2}}}
 
 
 def mock_scroll(rsps) -> tuple[Operation, dict]:
-    rsps.get(f"{US}/companies/scroll", match=q(), json={
-        "type": "list", "data": items("1", "2"), "scroll_param": "sp-1", "pages": None})
-    rsps.get(f"{US}/companies/scroll", match=q(scroll_param="sp-1"), json={
-        "type": "list", "data": items("3"), "scroll_param": "sp-1"})
-    rsps.get(f"{US}/companies/scroll", match=q(scroll_param="sp-1"), json={
-        "type": "list", "data": [], "scroll_param": "sp-1"})
-    operation = Operation("TestList", "GET", "/companies/scroll", query_params=("scroll_param",),
-                          pagination="scroll", items_key="data", schema_dir=SCHEMAS)
+    rsps.get(
+        f"{US}/companies/scroll",
+        match=q(),
+        json={"type": "list", "data": items("1", "2"), "scroll_param": "sp-1", "pages": None},
+    )
+    rsps.get(
+        f"{US}/companies/scroll",
+        match=q(scroll_param="sp-1"),
+        json={"type": "list", "data": items("3"), "scroll_param": "sp-1"},
+    )
+    rsps.get(
+        f"{US}/companies/scroll",
+        match=q(scroll_param="sp-1"),
+        json={"type": "list", "data": [], "scroll_param": "sp-1"},
+    )
+    operation = Operation(
+        "TestList",
+        "GET",
+        "/companies/scroll",
+        query_params=("scroll_param",),
+        pagination="scroll",
+        items_key="data",
+        schema_dir=SCHEMAS,
+    )
     return operation, {}
 
 
 def mock_page(rsps) -> tuple[Operation, dict]:
-    rsps.get(f"{US}/articles", match=q(per_page="2"), json={
-        "type": "list", "data": items("1", "2"), "total_count": 3,
-        "pages": {"type": "pages", "page": 1, "per_page": 2, "total_pages": 2, "next": None}})
-    rsps.get(f"{US}/articles", match=q(per_page="2", page="2"), json={
-        "type": "list", "data": items("3"), "total_count": 3,
-        "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2}})
-    operation = Operation("TestList", "GET", "/articles", query_params=("per_page", "page"),
-                          pagination="page", items_key="data", schema_dir=SCHEMAS)
+    rsps.get(
+        f"{US}/articles",
+        match=q(per_page="2"),
+        json={
+            "type": "list",
+            "data": items("1", "2"),
+            "total_count": 3,
+            "pages": {"type": "pages", "page": 1, "per_page": 2, "total_pages": 2, "next": None},
+        },
+    )
+    rsps.get(
+        f"{US}/articles",
+        match=q(per_page="2", page="2"),
+        json={
+            "type": "list",
+            "data": items("3"),
+            "total_count": 3,
+            "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2},
+        },
+    )
+    operation = Operation(
+        "TestList",
+        "GET",
+        "/articles",
+        query_params=("per_page", "page"),
+        pagination="page",
+        items_key="data",
+        schema_dir=SCHEMAS,
+    )
     return operation, {"per_page": 2}
 
 
 def mock_page_url(rsps) -> tuple[Operation, dict]:
-    rsps.get(f"{US}/admins/activity_logs", match=q(), json={
-        "type": "activity_log.list", "activity_logs": items("1", "2"),
-        "pages": {"type": "pages", "page": 1, "per_page": 2, "total_pages": 2,
-                  "next": f"{US}/admins/activity_logs?page=2&per_page=2"}})
-    rsps.get(f"{US}/admins/activity_logs", match=q(page="2", per_page="2"), json={
-        "type": "activity_log.list", "activity_logs": items("3"),
-        "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2, "next": None}})
-    operation = Operation("TestList", "GET", "/admins/activity_logs", pagination="page",
-                          items_key="activity_logs", schema_dir=SCHEMAS)
+    rsps.get(
+        f"{US}/admins/activity_logs",
+        match=q(),
+        json={
+            "type": "activity_log.list",
+            "activity_logs": items("1", "2"),
+            "pages": {
+                "type": "pages",
+                "page": 1,
+                "per_page": 2,
+                "total_pages": 2,
+                "next": f"{US}/admins/activity_logs?page=2&per_page=2",
+            },
+        },
+    )
+    rsps.get(
+        f"{US}/admins/activity_logs",
+        match=q(page="2", per_page="2"),
+        json={
+            "type": "activity_log.list",
+            "activity_logs": items("3"),
+            "pages": {"type": "pages", "page": 2, "per_page": 2, "total_pages": 2, "next": None},
+        },
+    )
+    operation = Operation(
+        "TestList",
+        "GET",
+        "/admins/activity_logs",
+        pagination="page",
+        items_key="activity_logs",
+        schema_dir=SCHEMAS,
+    )
     return operation, {}
 
 
@@ -96,13 +212,20 @@ def mock_single(rsps) -> tuple[Operation, dict]:
     return operation, {}
 
 
-STYLES = {"cursor": mock_cursor, "search": mock_search, "scroll": mock_scroll, "page": mock_page,
-          "page_url": mock_page_url, "none": mock_single}
+STYLES = {
+    "cursor": mock_cursor,
+    "search": mock_search,
+    "scroll": mock_scroll,
+    "page": mock_page,
+    "page_url": mock_page_url,
+    "none": mock_single,
+}
 
 
 def run(operation: Operation, data: dict, cfg: dict) -> list[dict]:
-    result = operation.process(None, {"data": data, "metadata": {"applicationUid": "a", "oihUid": "o"}},
-                               cfg, {})
+    result = operation.process(
+        None, {"data": data, "metadata": {"applicationUid": "a", "oihUid": "o"}}, cfg, {}
+    )
     return list(result)
 
 
@@ -123,7 +246,8 @@ def test_emit_individually(rsps, cfg, style):
     messages = run(operation, data, {**cfg, "emitBehaviour": "emitIndividually"})
     assert [m["data"] for m in messages] == items("1", "2", "3")
     assert [m["metadata"] for m in messages] == [
-        {"applicationUid": "a", "oihUid": "o", "recordUid": i} for i in ("1", "2", "3")]
+        {"applicationUid": "a", "oihUid": "o", "recordUid": i} for i in ("1", "2", "3")
+    ]
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -204,6 +328,7 @@ def test_search_pages_are_retried_on_5xx(rsps, cfg, sleeps):
     rsps.post(f"{US}/contacts/search", match=[matchers.json_params_matcher({"query": {}})], json=first)
     rsps.post(f"{US}/contacts/search", match=page2, status=502)
     rsps.post(f"{US}/contacts/search", match=page2, json=second)
-    pages = list(IntercomClient.from_cfg(cfg).paginate("POST", "/contacts/search", style="search",
-                                                       json={"query": {}}))
+    pages = list(
+        IntercomClient.from_cfg(cfg).paginate("POST", "/contacts/search", style="search", json={"query": {}})
+    )
     assert pages == [first, second] and len(rsps.calls) == 3 and len(sleeps) == 1

@@ -1,6 +1,7 @@
 """Pagination always ends: every style, through real actions and polling triggers, against a server that
 misbehaves over real HTTP (tests/lib/misbehaving.py). Each run must stop within a few requests, emit what
 it had, then exactly one error; a refused scroll is named, and the companies trigger loses nothing."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,11 @@ def _fresh_clients():
 
 
 def page(ids: list[str], **extra: Any) -> dict[str, Any]:
-    return {"type": "list", "data": [{"type": "thing", "id": i, "updated_at": BASE + 10} for i in ids],
-            **extra}
+    return {
+        "type": "list",
+        "data": [{"type": "thing", "id": i, "updated_at": BASE + 10} for i in ids],
+        **extra,
+    }
 
 
 def repeated_cursor(request: Request):
@@ -34,7 +38,8 @@ def repeated_cursor(request: Request):
 
 def cycling_cursor(request: Request):  # A -> B -> A -> ...
     after = request.query.get("starting_after") or (request.body or {}).get("pagination", {}).get(
-        "starting_after")
+        "starting_after"
+    )
     nxt = {None: "A", "A": "B", "B": "A"}[after]
     return 200, {}, page([f"after-{after}"], pages={"next": {"starting_after": nxt}})
 
@@ -60,10 +65,20 @@ def endless(request: Request):  # advances for ever: only the page cap ends it
 ACTION_CASES = {
     "cursor-repeated": ("ListContacts", repeated_cursor, {}, 2, 2),
     "cursor-cycle": ("ListContacts", cycling_cursor, {}, 3, 3),
-    "search-repeated": ("SearchContacts", repeated_search_cursor,
-                        {"query": {"field": "name", "operator": "=", "value": "x"}}, 2, 2),
-    "search-cycle": ("SearchContacts", cycling_cursor,
-                     {"query": {"field": "name", "operator": "=", "value": "x"}}, 3, 3),
+    "search-repeated": (
+        "SearchContacts",
+        repeated_search_cursor,
+        {"query": {"field": "name", "operator": "=", "value": "x"}},
+        2,
+        2,
+    ),
+    "search-cycle": (
+        "SearchContacts",
+        cycling_cursor,
+        {"query": {"field": "name", "operator": "=", "value": "x"}},
+        3,
+        3,
+    ),
     "scroll-repeated": ("scrollOverAllCompanies", repeated_scroll, {}, 1, 2),
     "page-not-advancing": ("listArticles", stuck_page_number, {}, 1, 2),
 }
@@ -87,8 +102,12 @@ def test_list_actions_stop_on_a_loop_after_emitting_what_they_had(case: str, beh
 
 def test_the_page_cap_ends_an_endless_list_with_a_clear_error() -> None:
     with Misbehaving(endless) as server:
-        events = execute("ListContacts", {"data": {}}, server.cfg(emitBehaviour="emitIndividually",
-                                                                  maxPages="5"), component_dir=ROOT)
+        events = execute(
+            "ListContacts",
+            {"data": {}},
+            server.cfg(emitBehaviour="emitIndividually", maxPages="5"),
+            component_dir=ROOT,
+        )
         sent = len(server.requests)
     assert sent == 5
     assert [e["event"] for e in events] == ["data"] * 5 + ["error"]
@@ -137,8 +156,9 @@ class Scrolls:
     n-th request of the next scroll answer 400 (a parallel scroll or an expired scroll_param)."""
 
     def __init__(self, count: int, per_page: int = 3) -> None:
-        self.companies = [{"type": "company", "id": f"co{i}", "updated_at": BASE + 10 + i}
-                          for i in range(count)]
+        self.companies = [
+            {"type": "company", "id": f"co{i}", "updated_at": BASE + 10 + i} for i in range(count)
+        ]
         self.per_page = per_page
         self.refuse_at: int | None = None
         self.open: dict[str, int] = {}
@@ -149,15 +169,18 @@ class Scrolls:
         if self.refuse_at is not None and self.calls == self.refuse_at:
             self.refuse_at = None
             self.open.clear()
-            message = ("scroll parameter not found or expired" if request.query.get("scroll_param")
-                       else "scroll already exists for this workspace")
+            message = (
+                "scroll parameter not found or expired"
+                if request.query.get("scroll_param")
+                else "scroll already exists for this workspace"
+            )
             return 400, {}, {"type": "error.list", "errors": [{"code": "bad_request", "message": message}]}
         param = request.query.get("scroll_param")
         if param is None:
             param = f"sp{self.calls}"
             self.open[param] = 0
         start = self.open[param]
-        chunk = self.companies[start:start + self.per_page]
+        chunk = self.companies[start : start + self.per_page]
         self.open[param] = start + len(chunk)
         return 200, {}, {"type": "list", "data": chunk, "scroll_param": param}
 

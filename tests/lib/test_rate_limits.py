@@ -1,5 +1,6 @@
 """Rate limits: pacing from the headers, 429 storms that end without errors, and two workers sharing one
 app's budget against a server that enforces it (real HTTP over loopback, tests/lib/misbehaving.py)."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,11 @@ class Clock:
 
 
 def window(remaining: int, reset: float, limit: int = 100) -> dict[str, str]:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset)}
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
 
 
 # ------------------------------------------------------------------------------------------- pacing
@@ -90,11 +94,15 @@ def test_clients_of_one_token_share_one_pacer_and_other_tokens_do_not():
 # ----------------------------------------------------------------------------------- 401 and 403
 
 
-@pytest.mark.parametrize(("status", "cause"), [(401, "access token is invalid"),
-                                               (403, "permission scope for `conversations`")])
+@pytest.mark.parametrize(
+    ("status", "cause"), [(401, "access token is invalid"), (403, "permission scope for `conversations`")]
+)
 def test_401_and_403_name_the_likely_cause(rsps, status, cause):
-    rsps.get(f"{US}/conversations/7", status=status,
-             json={"type": "error.list", "errors": [{"code": "unauthorized", "message": "Unauthorized"}]})
+    rsps.get(
+        f"{US}/conversations/7",
+        status=status,
+        json={"type": "error.list", "errors": [{"code": "unauthorized", "message": "Unauthorized"}]},
+    )
     with pytest.raises(IntercomError) as info:
         IntercomClient(US, TOKEN).request("GET", "/conversations/7")
     assert info.value.status == status and cause in str(info.value) and "Unauthorized" in str(info.value)
@@ -119,10 +127,19 @@ class Storm:
             refused = self.random.random() < self.share
             self.statuses.setdefault(contact, []).append(429 if refused else 200)
         if refused:
-            headers = {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "0",
-                       "X-RateLimit-Reset": str(int(time.time()) + 1)}
-            return 429, headers, {"type": "error.list", "errors": [{"code": "rate_limit_exceeded",
-                                                                    "message": "Too many requests"}]}
+            headers = {
+                "X-RateLimit-Limit": "1000",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time()) + 1),
+            }
+            return (
+                429,
+                headers,
+                {
+                    "type": "error.list",
+                    "errors": [{"code": "rate_limit_exceeded", "message": "Too many requests"}],
+                },
+            )
         return 200, {}, {"type": "contact", "id": contact, "email": f"{contact}@example.com"}
 
 
@@ -132,8 +149,9 @@ def test_a_30_percent_429_storm_on_500_messages_ends_with_0_errors(sleeps):
     storm = Storm()
     with Misbehaving(storm) as server:
         cfg = server.cfg()  # default maxRetries (3)
-        events = [execute("ShowContact", {"data": {"id": f"c{i}"}}, cfg, component_dir=ROOT)
-                  for i in range(500)]
+        events = [
+            execute("ShowContact", {"data": {"id": f"c{i}"}}, cfg, component_dir=ROOT) for i in range(500)
+        ]
     outcome = Counter(e["event"] for run in events for e in run)
     assert outcome == {"data": 500}
     assert [run[0]["data"]["id"] for run in events] == [f"c{i}" for i in range(500)]
@@ -172,8 +190,11 @@ class Budget:
             else:
                 self.ok[index] += 1
                 remaining, status = self.BUDGET - used - 1, 200
-        headers = {"X-RateLimit-Limit": str(self.BUDGET), "X-RateLimit-Remaining": str(remaining),
-                   "X-RateLimit-Reset": f"{reset:.0f}"}
+        headers = {
+            "X-RateLimit-Limit": str(self.BUDGET),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{reset:.0f}",
+        }
         return status, headers, {"type": "admin", "id": "1"} if status == 200 else {"type": "error.list"}
 
 
@@ -216,16 +237,22 @@ def test_two_workers_sharing_a_budget_use_it_with_few_429s():
         start = (int(time.time() // Budget.WINDOW) + 2) * Budget.WINDOW  # on a window boundary, once started
         end = start + windows * Budget.WINDOW
         args = [server.url, str(start), str(end), str(10 * Budget.BUDGET * windows), str(threads)]
-        procs = [subprocess.Popen([sys.executable, "-c", WORKER, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                  text=True) for _ in range(workers)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(workers)
+        ]
         results = [json.loads(proc.communicate(timeout=40)[0]) for proc in procs]
     first = int(start // Budget.WINDOW)
     full = range(first, first + windows - 1)  # the last window is cut short by `end`
     used = sum(budget.ok[i] for i in full) / (Budget.BUDGET * len(full))
     refused_per_window_and_thread = sum(budget.refused[i] for i in full) / (len(full) * workers * threads)
-    print(f"{workers} workers x {threads} threads, {len(full)} windows of {Budget.BUDGET}: budget used "
-          f"{used:.2f}, 429s per window per thread {refused_per_window_and_thread:.2f}, "
-          f"per window ok={[budget.ok[i] for i in full]} refused={[budget.refused[i] for i in full]}")
+    print(
+        f"{workers} workers x {threads} threads, {len(full)} windows of {Budget.BUDGET}: budget used "
+        f"{used:.2f}, 429s per window per thread {refused_per_window_and_thread:.2f}, "
+        f"per window ok={[budget.ok[i] for i in full]} refused={[budget.refused[i] for i in full]}"
+    )
     assert [r["errors"] for r in results] == [[], []]
     assert used >= 0.9
     assert refused_per_window_and_thread <= 0.25

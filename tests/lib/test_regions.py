@@ -1,4 +1,5 @@
 """Base URL and token selection from cfg: regions, original option strings, custom URL, legacy names."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,18 +9,21 @@ from lib.intercom.errors import ConfigurationError
 from tests.lib.conftest import TOKEN
 
 
-@pytest.mark.parametrize(("server", "expected"), [
-    (None, "https://api.intercom.io"),
-    ("", "https://api.intercom.io"),
-    ("us", "https://api.intercom.io"),
-    ("EU", "https://api.eu.intercom.io"),
-    ("au", "https://api.au.intercom.io"),
-    ("https://api.intercom.io", "https://api.intercom.io"),
-    ("https://api.eu.intercom.io/", "https://api.eu.intercom.io"),
-    ("https://api.intercom.io - The production API server", "https://api.intercom.io"),
-    ("https://api.eu.intercom.io - The european API server", "https://api.eu.intercom.io"),
-    ("https://api.au.intercom.io - The australian API server", "https://api.au.intercom.io"),
-])
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        (None, "https://api.intercom.io"),
+        ("", "https://api.intercom.io"),
+        ("us", "https://api.intercom.io"),
+        ("EU", "https://api.eu.intercom.io"),
+        ("au", "https://api.au.intercom.io"),
+        ("https://api.intercom.io", "https://api.intercom.io"),
+        ("https://api.eu.intercom.io/", "https://api.eu.intercom.io"),
+        ("https://api.intercom.io - The production API server", "https://api.intercom.io"),
+        ("https://api.eu.intercom.io - The european API server", "https://api.eu.intercom.io"),
+        ("https://api.au.intercom.io - The australian API server", "https://api.au.intercom.io"),
+    ],
+)
 def test_server_values(server, expected):
     assert regions.base_url({"server": server}) == expected
 

@@ -1,4 +1,5 @@
 """The credentials verifier: GET /me, readable reasons, never a traceback or the token."""
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,19 @@ def test_legacy_field_and_eu(rsps):
 
 
 def test_invalid_token(rsps, cfg):
-    rsps.get(f"{US}/me", status=401, json={"type": "error.list", "request_id": "r", "errors": [
-        {"code": "unauthorized", "message": "Access Token Invalid"}]})
-    assert verify(cfg) == {"verified": False,
-                           "reason": "Invalid access token (Intercom answered 401 unauthorized)"}
+    rsps.get(
+        f"{US}/me",
+        status=401,
+        json={
+            "type": "error.list",
+            "request_id": "r",
+            "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}],
+        },
+    )
+    assert verify(cfg) == {
+        "verified": False,
+        "reason": "Invalid access token (Intercom answered 401 unauthorized)",
+    }
     assert len(rsps.calls) == 1
 
 
@@ -41,11 +51,14 @@ def test_bad_custom_server():
     assert result["verified"] is False and "otherServer" in result["reason"]
 
 
-@pytest.mark.parametrize(("status", "body", "words"), [
-    (403, {"type": "error.list", "errors": [{"code": "forbidden", "message": "no"}]}, "403"),
-    (500, {"type": "error.list", "errors": [{"code": "server_error", "message": f"x {TOKEN}"}]}, "500"),
-    (None, requests.exceptions.ConnectionError("refused"), "Could not reach Intercom"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (403, {"type": "error.list", "errors": [{"code": "forbidden", "message": "no"}]}, "403"),
+        (500, {"type": "error.list", "errors": [{"code": "server_error", "message": f"x {TOKEN}"}]}, "500"),
+        (None, requests.exceptions.ConnectionError("refused"), "Could not reach Intercom"),
+    ],
+)
 def test_other_failures_give_a_reason(rsps, cfg, status, body, words):
     if status is None:
         rsps.get(f"{US}/me", body=body)

@@ -40,8 +40,14 @@ def ferryman_installed() -> None:
         _unavailable("node/npm are not installed")
     marker = NODE_DIR / "node_modules" / "@openintegrationhub" / "ferryman" / "runGlobal.js"
     if not marker.exists():
-        result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NODE_DIR,
-                                capture_output=True, text=True, timeout=600, check=False)
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         if result.returncode != 0:
             pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     assert marker.exists()

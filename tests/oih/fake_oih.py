@@ -170,10 +170,19 @@ class FakeOih:
             "_id": secret_id,
             "name": "intercom",
             "type": "OA2_AUTHORIZATION_CODE",
-            "value": {"authClientId": "c1", "accessToken": access_token, "refreshToken": "r-" + access_token,
-                      "scope": "", "expires": "2099-01-01T00:00:00.000Z"},
+            "value": {
+                "authClientId": "c1",
+                "accessToken": access_token,
+                "refreshToken": "r-" + access_token,
+                "scope": "",
+                "expires": "2099-01-01T00:00:00.000Z",
+            },
         }
 
     def add_mixed_secret(self, secret_id: str, payload: dict) -> None:
-        self.state.secrets[secret_id] = {"_id": secret_id, "name": "mixed", "type": "MIXED",
-                                         "value": {"payload": json.dumps(payload)}}
+        self.state.secrets[secret_id] = {
+            "_id": secret_id,
+            "name": "mixed",
+            "type": "MIXED",
+            "value": {"payload": json.dumps(payload)},
+        }

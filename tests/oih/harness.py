@@ -141,8 +141,12 @@ class Topology:
             "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": "1",
         }
         if services_url:
-            for name in ("SECRET_SERVICE_BASE_URL", "SNAPSHOTS_SERVICE_BASE_URL", "DATAHUB_BASE_URL",
-                         "GOVERNANCE_SERVICE_BASE_URL"):
+            for name in (
+                "SECRET_SERVICE_BASE_URL",
+                "SNAPSHOTS_SERVICE_BASE_URL",
+                "DATAHUB_BASE_URL",
+                "GOVERNANCE_SERVICE_BASE_URL",
+            ):
                 env["ELASTICIO_" + name] = services_url
         else:
             # the ferryman has cluster-internal defaults; point them at a closed local port instead
@@ -166,8 +170,10 @@ class Broker:
         t, ch = self.topo, self.ch
         for ex in (t.backchannel, t.node_exchange, t.collector, t.event_bus, t.dlx):
             ch.exchange_declare(ex, exchange_type="topic", durable=False, auto_delete=False)
-        ch.queue_declare(t.input_queue, arguments={"x-dead-letter-exchange": t.dlx,
-                                                   "x-dead-letter-routing-key": "deadletter"})
+        ch.queue_declare(
+            t.input_queue,
+            arguments={"x-dead-letter-exchange": t.dlx, "x-dead-letter-routing-key": "deadletter"},
+        )
         ch.queue_bind(t.input_queue, t.node_exchange, t.input_key)
         ch.queue_declare(t.dead_queue)
         ch.queue_bind(t.dead_queue, t.dlx, "#")
@@ -186,29 +192,46 @@ class Broker:
         finally:
             self.conn.close()
 
-    def send(self, body: Any, *, token: str | None, headers: dict | None = None,
-             content_type: str = "text/json") -> None:
+    def send(
+        self, body: Any, *, token: str | None, headers: dict | None = None, content_type: str = "text/json"
+    ) -> None:
         """Publish like the orchestrator's sendComponentInputMessage (plain JSON, text/json)."""
-        hdrs = {"taskId": self.topo.flow_id, "execId": uuid.uuid4().hex, "userId": "DOES NOT MATTER",
-                "stepId": self.topo.step_id}
+        hdrs = {
+            "taskId": self.topo.flow_id,
+            "execId": uuid.uuid4().hex,
+            "userId": "DOES NOT MATTER",
+            "stepId": self.topo.step_id,
+        }
         if token is not None:
             hdrs["orchestratorToken"] = token
         hdrs.update(headers or {})
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.ch.basic_publish(self.topo.node_exchange, self.topo.input_key, raw,
-                              pika.BasicProperties(content_type=content_type, headers=hdrs))
+        self.ch.basic_publish(
+            self.topo.node_exchange,
+            self.topo.input_key,
+            raw,
+            pika.BasicProperties(content_type=content_type, headers=hdrs),
+        )
 
     def drain(self) -> list[Captured]:
         while True:
             method, props, body = self.ch.basic_get(self.topo.capture_queue, auto_ack=True)
             if method is None:
                 return self.captured
-            self.captured.append(Captured(
-                exchange=method.exchange, routing_key=method.routing_key, headers=dict(props.headers or {}),
-                body=body, properties={"content_type": props.content_type,
-                                       "content_encoding": props.content_encoding,
-                                       "delivery_mode": props.delivery_mode, "expiration": props.expiration},
-            ))
+            self.captured.append(
+                Captured(
+                    exchange=method.exchange,
+                    routing_key=method.routing_key,
+                    headers=dict(props.headers or {}),
+                    body=body,
+                    properties={
+                        "content_type": props.content_type,
+                        "content_encoding": props.content_encoding,
+                        "delivery_mode": props.delivery_mode,
+                        "expiration": props.expiration,
+                    },
+                )
+            )
 
     def wait_for(self, predicate: Callable[[list[Captured]], bool], timeout: float = 20.0) -> list[Captured]:
         deadline = time.monotonic() + timeout
@@ -252,7 +275,7 @@ class Broker:
         return self.for_input(message_id)
 
     def settlement(self, message_id: str, grace: float = 0.5) -> str:
-        """"rejected" when the input was dead-lettered within `grace` seconds, else "acked"."""
+        """ "rejected" when the input was dead-lettered within `grace` seconds, else "acked"."""
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             if message_id in self.dead_ids():
@@ -274,8 +297,9 @@ class Runtime:
         self._log = open(log_path, "wb")  # closed in stop()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("ELASTICIO_")}
         full_env.update(env)
-        self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, env=full_env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -46,16 +46,28 @@ def dialect(services_url: str | None = None, **env: str) -> OihDialect:
 MAKE = "make"
 
 
-def delivery(body: Any, function: str = "echoTwist", *, headers: dict | None = None,
-             token: str | None = MAKE, **claims: Any) -> Delivery:
+def delivery(
+    body: Any,
+    function: str = "echoTwist",
+    *,
+    headers: dict | None = None,
+    token: str | None = MAKE,
+    **claims: Any,
+) -> Delivery:
     hdrs = dict(headers or {})
     if token == MAKE:
         hdrs["orchestratorToken"] = make_token(**token_claims("f1", "s1", function, **claims))
     elif token is not None:
         hdrs["orchestratorToken"] = token
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Delivery(body=raw, headers=hdrs, properties={"content_type": "text/json"},
-                    exchange="flow-f1", routing_key="flow-f1.s1.input", delivery_tag=1)
+    return Delivery(
+        body=raw,
+        headers=hdrs,
+        properties={"content_type": "text/json"},
+        exchange="flow-f1",
+        routing_key="flow-f1.s1.input",
+        delivery_tag=1,
+    )
 
 
 def drive(d: OihDialect, dl: Delivery) -> tuple[Execution, list[Publication]]:
@@ -70,8 +82,14 @@ def drive(d: OihDialect, dl: Delivery) -> tuple[Execution, list[Publication]]:
         emit("error", execution.error)
         emit("end", None)
     else:
-        run_process(Component(TWIN_DIR), execution.function, execution.message, execution.cfg,
-                    execution.snapshot, emit)
+        run_process(
+            Component(TWIN_DIR),
+            execution.function,
+            execution.message,
+            execution.cfg,
+            execution.snapshot,
+            emit,
+        )
     return execution, pubs
 
 
@@ -87,18 +105,29 @@ def test_detection_and_required_variables() -> None:
 def test_defaults_match_oih_not_the_ferrymans_unbound_error_key() -> None:
     s = dialect().s
     assert (s.error_routing_key, s.state_routing_key, s.snapshots_exchange) == (
-        "orchestrator_backchannel.error", "orchestrator_backchannel.step_state", "component-events-collector")
+        "orchestrator_backchannel.error",
+        "orchestrator_backchannel.step_state",
+        "component-events-collector",
+    )
     assert s.secret_service_url is None and s.datahub_url is None  # unset: skipped, no cluster defaults
     assert dialect().amqp.prefetch == 1 and dialect(RABBITMQ_PREFETCH_SAILOR="4").amqp.prefetch == 4
 
 
-@pytest.mark.parametrize(("dl", "reason"), [
-    (delivery({"data": {}}, token=None), "no orchestratorToken header"),
-    (delivery({"data": {}}, token="x.y"), "not a decodable JWT"),
-    (delivery(b"", ), "empty body"),
-    (delivery(b"{not json"), "cannot decode"),
-    (delivery([1, 2]), "not an object"),
-])
+@pytest.mark.parametrize(
+    ("dl", "reason"),
+    [
+        (delivery({"data": {}}, token=None), "no orchestratorToken header"),
+        (delivery({"data": {}}, token="x.y"), "not a decodable JWT"),
+        (
+            delivery(
+                b"",
+            ),
+            "empty body",
+        ),
+        (delivery(b"{not json"), "cannot decode"),
+        (delivery([1, 2]), "not an object"),
+    ],
+)
 def test_unusable_deliveries_are_rejected(dl: Delivery, reason: str) -> None:
     with pytest.raises(RejectMessage, match=reason):
         dialect().prepare(dl)
@@ -107,11 +136,21 @@ def test_unusable_deliveries_are_rejected(dl: Delivery, reason: str) -> None:
 def test_cfg_is_fields_plus_node_settings_plus_secret() -> None:
     with FakeOih() as oih:
         oih.add_mixed_secret("m1", {"access_token": "tok-from-mixed", "server": "custom"})
-        ex = dialect(oih.url).prepare(delivery({"data": {}}, secretId="m1",
-                                                fields={"mode": "x", "server": "us"},
-                                                nodeSettings={"passthrough": True}))
-    assert ex.cfg == {"mode": "x", "server": "custom", "nodeSettings": {"passthrough": True},
-                      "access_token": "tok-from-mixed", "accessToken": "tok-from-mixed"}
+        ex = dialect(oih.url).prepare(
+            delivery(
+                {"data": {}},
+                secretId="m1",
+                fields={"mode": "x", "server": "us"},
+                nodeSettings={"passthrough": True},
+            )
+        )
+    assert ex.cfg == {
+        "mode": "x",
+        "server": "custom",
+        "nodeSettings": {"passthrough": True},
+        "access_token": "tok-from-mixed",
+        "accessToken": "tok-from-mixed",
+    }
     assert "tok-from-mixed" in ex.secrets and ex.function == "echoTwist" and ex.error is None
 
 
@@ -129,8 +168,10 @@ def test_failing_secret_becomes_an_error_publication_without_secrets() -> None:
         oih.state.secret_status["bad"] = 503
         d = dialect(oih.url)
         ex, pubs = drive(d, delivery({"data": {"x": 1}}, secretId="bad", apiKey="iam-secret-key-123"))
-    assert ex.failed and [p.routing_key for p in pubs] == ["orchestrator_backchannel.error",
-                                                           "orchestrator_backchannel.step_state"]
+    assert ex.failed and [p.routing_key for p in pubs] == [
+        "orchestrator_backchannel.error",
+        "orchestrator_backchannel.step_state",
+    ]
     error = json.loads(json.loads(pubs[0].body)["error"])
     assert error["message"] == "Could not fetch secret bad: secret service answered 503"
     assert b"iam-secret-key-123" not in pubs[0].body
@@ -151,8 +192,9 @@ def test_no_cfg_or_secret_is_attached_to_anything_published() -> None:
 def test_data_routing_key_override_and_header_filtering() -> None:
     d = dialect()
     ex = d.prepare(delivery({"data": {}}))
-    (pub,) = d.publications(ex, "data", Message(data={"a": 1}, headers={"X-EIO-Routing-Key": "custom.key",
-                                                                        "keep": "me"}))
+    (pub,) = d.publications(
+        ex, "data", Message(data={"a": 1}, headers={"X-EIO-Routing-Key": "custom.key", "keep": "me"})
+    )
     assert pub.routing_key == "custom.key" and json.loads(pub.body)["headers"] == {"keep": "me"}
     (pub,) = d.publications(ex, "data", Message(data={"a": 1}, id="fixed-id"))
     assert pub.routing_key == "orchestrator_backchannel.input" and pub.headers["messageId"] == "fixed-id"
@@ -168,8 +210,15 @@ def test_outgoing_size_limit_is_an_error() -> None:
 
 
 def test_additional_vars_and_exec_id_headers() -> None:
-    d = OihDialect({**BASE_ENV, "ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS": "ELASTICIO_TENANT_ID, REGION",
-                    "ELASTICIO_TENANT_ID": "t-9", "REGION": "eu", "ELASTICIO_EXEC_ID": "env-exec"})
+    d = OihDialect(
+        {
+            **BASE_ENV,
+            "ELASTICIO_ADDITIONAL_VARS_FOR_HEADERS": "ELASTICIO_TENANT_ID, REGION",
+            "ELASTICIO_TENANT_ID": "t-9",
+            "REGION": "eu",
+            "ELASTICIO_EXEC_ID": "env-exec",
+        }
+    )
     ex = d.prepare(delivery({"data": {}}, headers={"execId": "orchestrator-exec"}))
     (state,) = d.on_end(ex)
     assert state.headers["tenantId"] == "t-9" and state.headers["region"] == "eu"
@@ -220,8 +269,11 @@ def test_http_reply_needs_reply_to_and_never_carries_cfg() -> None:
     assert ex.message.headers["reply_to"] == "reply.q"
     reply = {"statusCode": 200, "body": "ok", "headers": {}, "passedCfg": {}}
     (pub,) = d.publications(ex, "httpReply", reply)
-    assert pub.routing_key == "reply.q" and json.loads(pub.body) == {"statusCode": 200, "body": "ok",
-                                                                      "headers": {}}
+    assert pub.routing_key == "reply.q" and json.loads(pub.body) == {
+        "statusCode": 200,
+        "body": "ok",
+        "headers": {},
+    }
     ex = d.prepare(delivery({"data": {}}))
     (pub,) = d.publications(ex, "httpReply", {"statusCode": 200})
     assert pub.routing_key == "orchestrator_backchannel.error" and ex.failed

@@ -54,26 +54,52 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("echo with secret, fields, snapshot, meta header", "echoTwist",
-             {"data": {"a": 1, "s": "x"}, "metadata": {"recordUid": "r1"}, "attachments": {},
-              "passthrough": {"step0": {"data": {"z": 0}}}},
-             {"secretId": "sec-ok", "fields": {"mode": "m1"}}, {"x-eio-meta-trace-id": "trace-1"}),
-    Scenario("nodeSettings.passthrough", "echoTwist", {"data": {"b": 2}, "passthrough": {"p": {"data": {}}}},
-             {"nodeSettings": {"passthrough": True}}),
-    Scenario("JSONata before and after", "echoTwist", {"data": {"first": "Ada"}, "metadata": {"k": "v"}},
-             {"nodeSettings": {"applyTransform": "both",
-                               "transformFunction": '{"data": {"a": data.first & "!"}, "metadata": metadata}',
-                               "secondTransformFunction": '{"data": {"out": data.a}, "metadata": metadata}',
-                               }}),
+    Scenario(
+        "echo with secret, fields, snapshot, meta header",
+        "echoTwist",
+        {
+            "data": {"a": 1, "s": "x"},
+            "metadata": {"recordUid": "r1"},
+            "attachments": {},
+            "passthrough": {"step0": {"data": {"z": 0}}},
+        },
+        {"secretId": "sec-ok", "fields": {"mode": "m1"}},
+        {"x-eio-meta-trace-id": "trace-1"},
+    ),
+    Scenario(
+        "nodeSettings.passthrough",
+        "echoTwist",
+        {"data": {"b": 2}, "passthrough": {"p": {"data": {}}}},
+        {"nodeSettings": {"passthrough": True}},
+    ),
+    Scenario(
+        "JSONata before and after",
+        "echoTwist",
+        {"data": {"first": "Ada"}, "metadata": {"k": "v"}},
+        {
+            "nodeSettings": {
+                "applyTransform": "both",
+                "transformFunction": '{"data": {"a": data.first & "!"}, "metadata": metadata}',
+                "secondTransformFunction": '{"data": {"out": data.a}, "metadata": metadata}',
+            }
+        },
+    ),
     Scenario("two emits", "emitTwo", {"data": {"q": 1}, "metadata": {}, "attachments": {}}),
     Scenario("exception", "fail", {"data": {"reason": "boom"}}),
     Scenario("snapshot", "countSnapshot", {"data": {}}),
     Scenario("rebound", "reboundOnce", {"data": {"r": 1}}, headers={"reboundIteration": 2}),
-    Scenario("id linking", "echoTwist", {"data": {}, "metadata": {"oihUid": "oih-1"}},
-             {"nodeSettings": {"idLinking": True, "applicationUid": "intercom"}}),
-    Scenario("governance provenance event", "echoTwist",
-             {"data": {}, "metadata": {"oihUid": "o-9", "recordUid": "r-9"}},
-             {"nodeSettings": {"governance": True, "applicationUid": "intercom"}}),
+    Scenario(
+        "id linking",
+        "echoTwist",
+        {"data": {}, "metadata": {"oihUid": "oih-1"}},
+        {"nodeSettings": {"idLinking": True, "applicationUid": "intercom"}},
+    ),
+    Scenario(
+        "governance provenance event",
+        "echoTwist",
+        {"data": {}, "metadata": {"oihUid": "o-9", "recordUid": "r-9"}},
+        {"nodeSettings": {"governance": True, "applicationUid": "intercom"}},
+    ),
     Scenario("secret service fails", "echoTwist", {"data": {"c": 3}}, {"secretId": "sec-broken"}),
     Scenario("unknown function", "noSuchFunction", {"data": {}}),
     # Last: the ferryman never settles these, and with prefetch 1 it then stops taking messages.
@@ -86,13 +112,13 @@ EXPECTED_DELTAS = {
     "no token": "ferryman leaves the message unacked forever; we dead-letter it",
     "invalid token": "same as no token",
     "secret service fails": "ferryman runs the step without credentials and acks; we publish an error + "
-                            "function complete and dead-letter it",
+    "function complete and dead-letter it",
     "unknown function": "ferryman publishes the error but no 'function complete'; we publish both "
-                        "(every end reports the step state); error texts differ",
+    "(every end reports the step state); error texts differ",
     "*tenantId": "provenance events name the tenant from the token's `tenant` claim (the ferryman reads a "
-                 "`tenantId` claim the orchestrator never sets, so its events name no tenant)",
+    "`tenantId` claim the orchestrator never sets, so its events name no tenant)",
     "*execId": "we pass the orchestrator's execId header on (the ferryman only reads ELASTICIO_EXEC_ID, "
-               "which OIH never sets)",
+    "which OIH never sets)",
 }
 
 
@@ -109,8 +135,13 @@ def _seed(services: FakeOih, topo: Topology) -> None:
     services.add_oauth_secret("sec-ok", "intercom-access-token-1")
     services.state.secret_status["sec-broken"] = 500
     services.state.snapshots[(topo.flow_id, topo.step_id)] = {"count": 5}
-    services.state.datahub["oih-1"] = {"id": "oih-1", "refs": [
-        {"applicationUid": "crm", "recordUid": "crm-1"}, {"applicationUid": "intercom", "recordUid": "ic-7"}]}
+    services.state.datahub["oih-1"] = {
+        "id": "oih-1",
+        "refs": [
+            {"applicationUid": "crm", "recordUid": "crm-1"},
+            {"applicationUid": "intercom", "recordUid": "ic-7"},
+        ],
+    }
 
 
 def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
@@ -129,17 +160,24 @@ def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
                     mid = str(uuid.uuid4())
                     token = None
                     if sc.token == "valid":
-                        token = make_token(**token_claims(broker.topo.flow_id, broker.topo.step_id,
-                                                          str(sc.function), **sc.claims))
+                        token = make_token(
+                            **token_claims(
+                                broker.topo.flow_id, broker.topo.step_id, str(sc.function), **sc.claims
+                            )
+                        )
                     elif sc.token != "none":
                         token = sc.token
                     raw = json.dumps(sc.body).encode()
-                    broker.send(raw, token=token, headers={"messageId": mid, "execId": "exec-" + mid[:8],
-                                                           **sc.headers})
+                    broker.send(
+                        raw,
+                        token=token,
+                        headers={"messageId": mid, "execId": "exec-" + mid[:8], **sc.headers},
+                    )
                     run.inputs[sc.name] = (mid, token, raw)
                 runnable = [run.inputs[sc.name][0] for sc in SCENARIOS if sc.token == "valid"]
-                broker.wait_for(lambda caps: {c.headers.get("parentMessageId") for c in caps}
-                                >= set(runnable), timeout=60)
+                broker.wait_for(
+                    lambda caps: {c.headers.get("parentMessageId") for c in caps} >= set(runnable), timeout=60
+                )
                 time.sleep(1.5)  # let trailing publishes (and the ferryman's unawaited ones) arrive
             finally:
                 runtime.stop()
@@ -149,8 +187,9 @@ def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
             for sc in SCENARIOS:
                 mid = run.inputs[sc.name][0]
                 run.outputs[sc.name] = broker.for_input(mid)
-                run.settlement[sc.name] = ("rejected" if mid in dead else "unsettled" if mid in leftover
-                                           else "acked")
+                run.settlement[sc.name] = (
+                    "rejected" if mid in dead else "unsettled" if mid in leftover else "acked"
+                )
             broker.teardown()
             result[kind] = run
     except BaseException as exc:  # reported by the fixture
@@ -192,8 +231,12 @@ def _norm(value: Any, run: Run) -> Any:
 def normalise(c: Captured, run: Run, name: str) -> dict[str, Any]:
     mid, token, raw = run.inputs[name]
     topo = run.broker.topo
-    roles = {topo.backchannel: "backchannel", topo.node_exchange: "node", topo.collector: "collector",
-             topo.event_bus: "event-bus"}
+    roles = {
+        topo.backchannel: "backchannel",
+        topo.node_exchange: "node",
+        topo.collector: "collector",
+        topo.event_bus: "event-bus",
+    }
     headers: dict[str, Any] = {}
     for k, v in c.headers.items():
         if isinstance(v, bytes):
@@ -211,11 +254,18 @@ def normalise(c: Captured, run: Run, name: str) -> dict[str, Any]:
     body: Any = json.loads(c.body)
     if c.routing_key == ERROR_KEY:
         error = json.loads(body["error"])
-        body = {"keys": sorted(body), "error": {"keys": sorted(error), "name": error["name"],
-                                                "message": error["message"]},
-                "errorInput": body.get("errorInput") == raw.decode()}
-    return {"exchange": roles.get(c.exchange, c.exchange), "routing_key": _norm_str(c.routing_key, run),
-            "properties": c.properties, "headers": headers, "body": _norm(body, run)}
+        body = {
+            "keys": sorted(body),
+            "error": {"keys": sorted(error), "name": error["name"], "message": error["message"]},
+            "errorInput": body.get("errorInput") == raw.decode(),
+        }
+    return {
+        "exchange": roles.get(c.exchange, c.exchange),
+        "routing_key": _norm_str(c.routing_key, run),
+        "properties": c.properties,
+        "headers": headers,
+        "body": _norm(body, run),
+    }
 
 
 def published(run: Run, name: str) -> list[dict[str, Any]]:
@@ -257,9 +307,14 @@ def test_same_publications_and_settlement(runs: dict[str, Run], name: str) -> No
 
 def test_the_shared_scenarios_cover_every_output_kind(runs: dict[str, Run]) -> None:
     keys = {(p["exchange"], p["routing_key"]) for name in SAME for p in published(runs["ferryman"], name)}
-    assert {("backchannel", DATA_KEY), ("backchannel", STATE_KEY), ("backchannel", ERROR_KEY),
-            ("event-bus", "provenance"),
-            ("collector", "flow-<P>.step1.snapshot"), ("node", "flow-<P>.step1.rebound")} <= keys
+    assert {
+        ("backchannel", DATA_KEY),
+        ("backchannel", STATE_KEY),
+        ("backchannel", ERROR_KEY),
+        ("event-bus", "provenance"),
+        ("collector", "flow-<P>.step1.snapshot"),
+        ("node", "flow-<P>.step1.rebound"),
+    } <= keys
     assert {runs["ferryman"].settlement[n] for n in SAME} == {"acked", "rejected"}
 
 

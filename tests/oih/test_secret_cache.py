@@ -106,8 +106,12 @@ def test_a_rejected_secret_that_did_not_change_gives_no_retry(oih: FakeOih) -> N
 
 
 def test_the_cache_time_setting() -> None:
-    env = {"ELASTICIO_BACKCHANNEL_EXCHANGE": "b", "ELASTICIO_NODE_EXCHANGE": "n",
-           "ELASTICIO_OUTPUT_ROUTING_KEY": "o", "ELASTICIO_REBOUND_ROUTING_KEY": "r"}
+    env = {
+        "ELASTICIO_BACKCHANNEL_EXCHANGE": "b",
+        "ELASTICIO_NODE_EXCHANGE": "n",
+        "ELASTICIO_OUTPUT_ROUTING_KEY": "o",
+        "ELASTICIO_REBOUND_ROUTING_KEY": "r",
+    }
     name = "ELASTICIO_SAILOR_SECRET_CACHE_SECONDS"
     assert OihSettings.from_env(env).secret_cache_seconds == 60
     assert OihSettings.from_env({**env, name: "0"}).secret_cache_seconds == 0
@@ -134,8 +138,9 @@ def dialect_for(oih: FakeOih, topo: Topology) -> OihDialect:
 
 def delivery(topo: Topology, function: str, **claims: Any) -> Delivery:
     token = make_token(**token_claims(topo.flow_id, topo.step_id, function, **claims))
-    return Delivery(body=json.dumps({"data": {"n": 1}}).encode(), headers={"orchestratorToken": token},
-                    properties={})
+    return Delivery(
+        body=json.dumps({"data": {"n": 1}}).encode(), headers={"orchestratorToken": token}, properties={}
+    )
 
 
 def test_the_dialect_fetches_a_secret_once_and_a_snapshot_only_where_it_is_used(oih: FakeOih) -> None:

@@ -30,22 +30,30 @@ OLD, NEW = "ic-token-old-0123456789", "ic-token-new-9876543210"
 
 def show_contact(broker: Broker, intercom: FakeIntercom, contact_id: str) -> str:
     mid = str(uuid.uuid4())
-    claims = token_claims(broker.topo.flow_id, broker.topo.step_id, "ShowContact", secretId="ic-secret",
-                          fields={"server": "custom", "otherServer": intercom.url})
-    broker.send({"data": {"id": contact_id}, "metadata": {}}, token=make_token(**claims),
-                headers={"messageId": mid})
+    claims = token_claims(
+        broker.topo.flow_id,
+        broker.topo.step_id,
+        "ShowContact",
+        secretId="ic-secret",
+        fields={"server": "custom", "otherServer": intercom.url},
+    )
+    broker.send(
+        {"data": {"id": contact_id}, "metadata": {}}, token=make_token(**claims), headers={"messageId": mid}
+    )
     return mid
 
 
-def test_a_401_on_a_cached_secret_fetches_it_again_and_the_message_succeeds(rabbitmq: str,
-                                                                            tmp_path: Path) -> None:
+def test_a_401_on_a_cached_secret_fetches_it_again_and_the_message_succeeds(
+    rabbitmq: str, tmp_path: Path
+) -> None:
     with FakeIntercom(token=OLD, seed=False) as intercom, FakeOih() as services:
         contact = intercom.add_contact(email="rotate@example.com")
         services.add_oauth_secret("ic-secret", OLD)
         broker = Broker(Topology())
         broker.setup()
-        worker = start_worker(broker.topo.env(services_url=services.url), tmp_path / "worker.log",
-                              component=REPO)
+        worker = start_worker(
+            broker.topo.env(services_url=services.url), tmp_path / "worker.log", component=REPO
+        )
         try:
             wait_consuming(broker, worker)
             outputs = {}

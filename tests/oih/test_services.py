@@ -11,8 +11,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def services(url: str | None) -> OihServices:
-    return OihServices(secret_service_url=url, snapshots_service_url=url, datahub_url=url,
-                       governance_service_url=url, timeout=5)
+    return OihServices(
+        secret_service_url=url,
+        snapshots_service_url=url,
+        datahub_url=url,
+        governance_service_url=url,
+        timeout=5,
+    )
 
 
 def test_oauth_secret_merges_its_access_token(fake_oih: FakeOih) -> None:
@@ -23,16 +28,28 @@ def test_oauth_secret_merges_its_access_token(fake_oih: FakeOih) -> None:
     assert req.path == "/secrets/s1" and req.authorization == "Bearer iam-key"
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"type": "API_KEY", "value": {"key": "k-123", "headerName": "X"}}, {"key": "k-123", "headerName": "X",
-                                                                         "accessToken": "k-123"}),
-    ({"type": "MIXED", "value": {"payload": '{"access_token": "a-1", "server": "custom"}'}},
-     {"access_token": "a-1", "server": "custom", "accessToken": "a-1"}),
-    ({"type": "MIXED", "value": {"payload": "not json"}}, {"payload": "not json"}),
-    ({"type": "SIMPLE", "value": {"username": "u", "passphrase": "p"}}, {"username": "u", "passphrase": "p"}),
-    ({"type": "MIXED", "value": {"payload": '{"accessToken": "x", "key": "y"}'}},
-     {"accessToken": "x", "key": "y"}),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"type": "API_KEY", "value": {"key": "k-123", "headerName": "X"}},
+            {"key": "k-123", "headerName": "X", "accessToken": "k-123"},
+        ),
+        (
+            {"type": "MIXED", "value": {"payload": '{"access_token": "a-1", "server": "custom"}'}},
+            {"access_token": "a-1", "server": "custom", "accessToken": "a-1"},
+        ),
+        ({"type": "MIXED", "value": {"payload": "not json"}}, {"payload": "not json"}),
+        (
+            {"type": "SIMPLE", "value": {"username": "u", "passphrase": "p"}},
+            {"username": "u", "passphrase": "p"},
+        ),
+        (
+            {"type": "MIXED", "value": {"payload": '{"accessToken": "x", "key": "y"}'}},
+            {"accessToken": "x", "key": "y"},
+        ),
+    ],
+)
 def test_secret_types_map_to_cfg(data: dict, expected: dict) -> None:
     assert secret_to_cfg(data) == expected
 
@@ -64,8 +81,10 @@ def test_snapshot_found_missing_and_failing(fake_oih: FakeOih) -> None:
     assert svc.fetch_snapshot("f", "s", "k") == {"count": 3}
     assert svc.fetch_snapshot("f", "other", "k") is None
     assert services("http://127.0.0.1:9").fetch_snapshot("f", "s", "k") is None
-    assert [r.path for r in fake_oih.requests_to("/snapshots")] == ["/snapshots/flows/f/steps/s",
-                                                                     "/snapshots/flows/f/steps/other"]
+    assert [r.path for r in fake_oih.requests_to("/snapshots")] == [
+        "/snapshots/flows/f/steps/s",
+        "/snapshots/flows/f/steps/other",
+    ]
 
 
 def test_data_hub_lookup_and_upsert(fake_oih: FakeOih) -> None:
@@ -88,19 +107,36 @@ def test_policy_blocks_when_the_service_says_so(fake_oih: FakeOih) -> None:
     assert svc.apply_policy({"data": {}}, "read", "k")[0] is False
 
 
-@pytest.mark.parametrize(("function", "delete", "expected"), [
-    ("newContacts", None, "ObjectReceived"), ("createContact", None, "ObjectCreated"),
-    ("updateContact", None, "ObjectUpdated"), ("deleteContact", None, "ObjectDeleted"),
-    ("unknown", None, "Unknown"), ("createContact", "confirmed", "DeleteConfirmed"),
-    ("createContact", "weird", "DeleteUnknown"),
-])
+@pytest.mark.parametrize(
+    ("function", "delete", "expected"),
+    [
+        ("newContacts", None, "ObjectReceived"),
+        ("createContact", None, "ObjectCreated"),
+        ("updateContact", None, "ObjectUpdated"),
+        ("deleteContact", None, "ObjectDeleted"),
+        ("unknown", None, "Unknown"),
+        ("createContact", "confirmed", "DeleteConfirmed"),
+        ("createContact", "weird", "DeleteUnknown"),
+    ],
+)
 def test_provenance_event_activity_types(function: str, delete: str | None, expected: str) -> None:
-    comp = {"triggers": {"newContacts": {}}, "actions": {"createContact": {}, "updateContact": {},
-                                                         "deleteContact": {}}}
-    event = provenance_event(oih_uid="o1", record_uid="r1", function=function, component_json=comp,
-                             connector_id="c1", flow_id="f1", user_id="u1", tenant_id="t1",
-                             start_time="2026-01-01T00:00:00.000Z", delete_type=delete,
-                             node_settings={"applicationUid": "intercom"})
+    comp = {
+        "triggers": {"newContacts": {}},
+        "actions": {"createContact": {}, "updateContact": {}, "deleteContact": {}},
+    }
+    event = provenance_event(
+        oih_uid="o1",
+        record_uid="r1",
+        function=function,
+        component_json=comp,
+        connector_id="c1",
+        flow_id="f1",
+        user_id="u1",
+        tenant_id="t1",
+        start_time="2026-01-01T00:00:00.000Z",
+        delete_type=delete,
+        node_settings={"applicationUid": "intercom"},
+    )
     assert event["activity"]["activityType"] == expected
     assert event["entity"] == {"id": "o1", "entityType": "oihUid", "alternateOf": ["r1"]}
     app = {"id": "c1", "agentType": "Application", "actedOnBehalfOf": "intercom"}

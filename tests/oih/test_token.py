@@ -13,12 +13,28 @@ from tests.oih.harness import make_token
 
 
 def test_decodes_the_orchestrator_claims() -> None:
-    raw = make_token(flowId="f1", stepId="s1", userId="u1", function="echoTwist", flowExecId="x1",
-                     secretId="sec", fields={"mode": "m"}, apiKey="iam", nodeSettings={"idLinking": True},
-                     tenant="t1", snapshotRoutingKey="flow-f1.s1.snapshot", specialFlags={"a": 1})
+    raw = make_token(
+        flowId="f1",
+        stepId="s1",
+        userId="u1",
+        function="echoTwist",
+        flowExecId="x1",
+        secretId="sec",
+        fields={"mode": "m"},
+        apiKey="iam",
+        nodeSettings={"idLinking": True},
+        tenant="t1",
+        snapshotRoutingKey="flow-f1.s1.snapshot",
+        specialFlags={"a": 1},
+    )
     tok = decode_token(raw)
-    assert (tok.flow_id, tok.step_id, tok.user_id, tok.function, tok.flow_exec_id) == ("f1", "s1", "u1",
-                                                                                      "echoTwist", "x1")
+    assert (tok.flow_id, tok.step_id, tok.user_id, tok.function, tok.flow_exec_id) == (
+        "f1",
+        "s1",
+        "u1",
+        "echoTwist",
+        "x1",
+    )
     assert (tok.secret_id, tok.api_key, tok.tenant) == ("sec", "iam", "t1")
     assert tok.fields == {"mode": "m"} and tok.node_settings == {"idLinking": True}
     assert tok.snapshot_routing_key == "flow-f1.s1.snapshot" and tok.special_flags == {"a": 1}

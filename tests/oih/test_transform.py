@@ -8,15 +8,20 @@ MSG = {"data": {"first": "Ada", "last": "Lovelace"}, "metadata": {"recordUid": "
 
 
 def test_before_transforms_the_whole_message() -> None:
-    ns = {"applyTransform": "before", "transformFunction": '{"data": {"name": data.first & " " & data.last},'
-                                                          ' "metadata": metadata}'}
+    ns = {
+        "applyTransform": "before",
+        "transformFunction": '{"data": {"name": data.first & " " & data.last}, "metadata": metadata}',
+    }
     assert transform.before(MSG, ns) == {"data": {"name": "Ada Lovelace"}, "metadata": {"recordUid": "r1"}}
     assert transform.after(MSG, ns) == MSG  # "before" only
 
 
 def test_after_prefers_the_second_function_and_both_runs_both() -> None:
-    ns = {"applyTransform": "both", "transformFunction": '{"data": {"x": data.first}}',
-          "secondTransformFunction": '{"data": {"y": data.last}}'}
+    ns = {
+        "applyTransform": "both",
+        "transformFunction": '{"data": {"x": data.first}}',
+        "secondTransformFunction": '{"data": {"y": data.last}}',
+    }
     assert transform.before(MSG, ns) == {"data": {"x": "Ada"}}
     assert transform.after(MSG, ns) == {"data": {"y": "Lovelace"}}
     ns.pop("secondTransformFunction")

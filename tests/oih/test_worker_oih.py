@@ -57,8 +57,9 @@ def oih(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory):
             assert code == 0, worker.log()[-3000:]
 
 
-def send(broker: Broker, function: str, body: dict, *, headers: dict | None = None,
-         **claims: object) -> tuple[str, str]:
+def send(
+    broker: Broker, function: str, body: dict, *, headers: dict | None = None, **claims: object
+) -> tuple[str, str]:
     """Send one orchestrator message; returns (messageId, token)."""
     mid = str(uuid.uuid4())
     token = make_token(**token_claims(broker.topo.flow_id, broker.topo.step_id, function, **claims))
@@ -74,25 +75,58 @@ def test_a_token_message_runs_with_the_secret_and_publishes_to_the_backchannel(o
     broker, services, worker = oih
     services.add_oauth_secret("sec-ok", "intercom-access-token-1")
     body = {"data": {"a": 1}, "metadata": {"recordUid": "r1"}, "attachments": {}, "passthrough": {}}
-    mid, token = send(broker, "echoTwist", body, secretId="sec-ok", fields={"mode": "m1"},
-                      headers={"x-eio-meta-trace-id": "trace-1", "execId": "exec-abc"})
+    mid, token = send(
+        broker,
+        "echoTwist",
+        body,
+        secretId="sec-ok",
+        fields={"mode": "m1"},
+        headers={"x-eio-meta-trace-id": "trace-1", "execId": "exec-abc"},
+    )
     outputs = broker.wait_done(mid)
     (data,) = by_key(outputs, DATA_KEY)
     (state,) = by_key(outputs, STATE_KEY)
     assert data.exchange == state.exchange == broker.topo.backchannel
     fp = fingerprint("intercom-access-token-1")
-    assert data.json == {"data": {"a": 1, "twist": "twisted", "mode": "m1", "tokenFingerprint": fp,
-                                  "snapshotSeen": {}},
-                         "metadata": {"recordUid": "r1"}, "attachments": {}, "headers": {}}
+    assert data.json == {
+        "data": {"a": 1, "twist": "twisted", "mode": "m1", "tokenFingerprint": fp, "snapshotSeen": {}},
+        "metadata": {"recordUid": "r1"},
+        "attachments": {},
+        "headers": {},
+    }
     h = data.headers
-    assert {k: h[k] for k in ("taskId", "stepId", "userId", "function", "compId", "cid", "x-eio-routing-key",
-                              "orchestratorToken", "parentMessageId", "threadId", "x-eio-meta-trace-id",
-                              "execId", "protocolVersion")} == {
-        "taskId": broker.topo.flow_id, "stepId": "step1", "userId": "user-1", "function": "echoTwist",
-        "compId": "comp-twin", "cid": 1, "x-eio-routing-key": broker.topo.input_key,
+    assert {
+        k: h[k]
+        for k in (
+            "taskId",
+            "stepId",
+            "userId",
+            "function",
+            "compId",
+            "cid",
+            "x-eio-routing-key",
+            "orchestratorToken",
+            "parentMessageId",
+            "threadId",
+            "x-eio-meta-trace-id",
+            "execId",
+            "protocolVersion",
+        )
+    } == {
+        "taskId": broker.topo.flow_id,
+        "stepId": "step1",
+        "userId": "user-1",
+        "function": "echoTwist",
+        "compId": "comp-twin",
+        "cid": 1,
+        "x-eio-routing-key": broker.topo.input_key,
         "orchestratorToken": token,
-        "parentMessageId": mid, "threadId": "trace-1", "x-eio-meta-trace-id": "trace-1", "execId": "exec-abc",
-        "protocolVersion": 1}
+        "parentMessageId": mid,
+        "threadId": "trace-1",
+        "x-eio-meta-trace-id": "trace-1",
+        "execId": "exec-abc",
+        "protocolVersion": 1,
+    }
     assert UUID.match(h["messageId"]) and isinstance(h["start"], int) and h["end"] >= h["start"]
     assert data.properties["content_type"] == "application/json" and data.properties["delivery_mode"] == 2
     assert state.json == "function complete" and state.headers["messageId"] == h["messageId"]
@@ -139,9 +173,11 @@ def test_a_failing_secret_fetch_is_an_error_event_not_a_crash(oih) -> None:
 
 def test_jsonata_before_and_after(oih) -> None:
     broker, _, _ = oih
-    ns = {"applyTransform": "both",
-          "transformFunction": '{"data": {"a": data.first & "!"}, "metadata": metadata}',
-          "secondTransformFunction": '{"data": {"out": data.a, "twisted": data.twist}, "metadata": metadata}'}
+    ns = {
+        "applyTransform": "both",
+        "transformFunction": '{"data": {"a": data.first & "!"}, "metadata": metadata}',
+        "secondTransformFunction": '{"data": {"out": data.a, "twisted": data.twist}, "metadata": metadata}',
+    }
     mid, _ = send(broker, "echoTwist", {"data": {"first": "Ada"}, "metadata": {"k": "v"}}, nodeSettings=ns)
     (data,) = by_key(broker.wait_done(mid), DATA_KEY)
     assert data.json == {"data": {"out": "Ada!", "twisted": "twisted"}, "metadata": {"k": "v"}, "headers": {}}
@@ -152,15 +188,19 @@ def test_passthrough_from_node_settings(oih) -> None:
     incoming = {"data": {"q": 1}, "passthrough": {"step0": {"data": {"z": 0}}}}
     mid, _ = send(broker, "emitTwo", incoming, nodeSettings={"passthrough": True})
     first, second = by_key(broker.wait_done(mid), DATA_KEY)
-    assert first.json["passthrough"] == {"step0": {"data": {"z": 0}}, "step1": {
-        "data": {"n": 1, "input": {"q": 1}}, "metadata": {}, "attachments": {}}}
+    assert first.json["passthrough"] == {
+        "step0": {"data": {"z": 0}},
+        "step1": {"data": {"n": 1, "input": {"q": 1}}, "metadata": {}, "attachments": {}},
+    }
     assert second.json["passthrough"]["step1"]["data"]["n"] == 2
 
 
 def test_id_linking_looks_up_and_upserts(oih) -> None:
     broker, services, _ = oih
-    refs = [{"applicationUid": "crm", "recordUid": "crm-1"},
-            {"applicationUid": "intercom", "recordUid": "ic-7"}]
+    refs = [
+        {"applicationUid": "crm", "recordUid": "crm-1"},
+        {"applicationUid": "intercom", "recordUid": "ic-7"},
+    ]
     services.state.datahub["oih-1"] = {"id": "oih-1", "refs": refs}
     ns = {"idLinking": True, "applicationUid": "intercom"}
     mid, _ = send(broker, "echoTwist", {"data": {}, "metadata": {"oihUid": "oih-1"}}, nodeSettings=ns)
@@ -180,8 +220,12 @@ def test_id_linking_gives_the_component_its_record_id(oih) -> None:
     broker, services, _ = oih
     refs = [{"applicationUid": "intercom", "recordUid": "ic-2"}]
     services.state.datahub["oih-2"] = {"id": "oih-2", "refs": refs}
-    ns = {"idLinking": True, "applicationUid": "intercom", "applyTransform": "after",
-          "transformFunction": '{"data": {"seen": metadata.recordUid}, "metadata": metadata}'}
+    ns = {
+        "idLinking": True,
+        "applicationUid": "intercom",
+        "applyTransform": "after",
+        "transformFunction": '{"data": {"seen": metadata.recordUid}, "metadata": metadata}',
+    }
     mid, _ = send(broker, "echoTwist", {"data": {}, "metadata": {"oihUid": "oih-2"}}, nodeSettings=ns)
     (data,) = by_key(broker.wait_done(mid), DATA_KEY)
     assert data.json["data"] == {"seen": "ic-2"} and data.json["metadata"] == {"oihUid": "oih-2"}
@@ -242,8 +286,13 @@ def test_a_real_intercom_action_with_the_oih_secret(rabbitmq: str, tmp_path: Pat
         worker = start_worker(env, tmp_path / "worker.log", component=REPO)
         try:
             wait_consuming(broker, worker)
-            mid, _ = send(broker, "listAdmins", {"data": {}}, secretId="ic-secret",
-                          fields={"server": "custom", "otherServer": intercom.url})
+            mid, _ = send(
+                broker,
+                "listAdmins",
+                {"data": {}},
+                secretId="ic-secret",
+                fields={"server": "custom", "otherServer": intercom.url},
+            )
             outputs = broker.wait_done(mid, timeout=30)
             (data,) = by_key(outputs, DATA_KEY)
             assert data.json["data"]["type"] == "admin.list" and data.json["data"]["admins"]

@@ -5,6 +5,7 @@ so each test sees every emitted event and can stop a run half-way. The command-l
 real sailor in a subprocess against a temporary component root: a component.json built from
 tools/component_base.json (credentials + the "triggers" section this area owns) and a copy of lib/.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """The contacts trigger's attribute filter, whose dropdown is the data_attributes select model."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_select_model_is_the_dropdown_of_some_step_field():
     component = json.loads((ROOT / "component.json").read_text())
-    used = {field["model"] for kind in ("triggers", "actions") for spec in component[kind].values()
-            for field in (spec.get("fields") or {}).values() if isinstance(field.get("model"), str)}
+    used = {
+        field["model"]
+        for kind in ("triggers", "actions")
+        for spec in component[kind].values()
+        for field in (spec.get("fields") or {}).values()
+        if isinstance(field.get("model"), str)
+    }
     assert set(select_models.__all__) - used == set()
 
 
@@ -32,18 +38,21 @@ def test_the_attribute_field_offers_contact_attributes_and_filters_on_one(fake, 
     assert field["model"] == "data_attributes" and hasattr(contacts, "data_attributes")
     assert contacts.data_attributes(cfg) == {"custom_attributes.plan": "Plan (custom)"}
 
-    result = run(contacts, {**cfg, "startTime": BASE, "attribute": "custom_attributes.plan",
-                            "attributeValue": "pro"})
+    result = run(
+        contacts, {**cfg, "startTime": BASE, "attribute": "custom_attributes.plan", "attributeValue": "pro"}
+    )
     assert ids(result) == [pro, seats]
     query = fake.requests[-1].body["query"]
     assert {"field": "custom_attributes.plan", "operator": "=", "value": "pro"} in query["value"]
     # A value that is JSON (a number, true/false, a quoted string) is sent as that JSON value.
     fake.clear_requests()
-    result = run(contacts, {**cfg, "startTime": BASE, "attribute": "custom_attributes.seats",
-                            "attributeValue": "42"})
+    result = run(
+        contacts, {**cfg, "startTime": BASE, "attribute": "custom_attributes.seats", "attributeValue": "42"}
+    )
     assert ids(result) == [seats]
-    assert {"field": "custom_attributes.seats", "operator": "=", "value": 42} in \
-        fake.requests[-1].body["query"]["value"]
+    assert {"field": "custom_attributes.seats", "operator": "=", "value": 42} in fake.requests[-1].body[
+        "query"
+    ]["value"]
 
 
 def test_an_attribute_without_a_value_is_a_clear_error(fake, cfg):

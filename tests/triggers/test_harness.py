@@ -1,4 +1,5 @@
 """The local harness runs each trigger from the catalogue: `python -m elasticio_sailor exec|select-model`."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,20 @@ from .conftest import BASE, ROOT
 
 pytestmark = pytest.mark.timeout(120)
 
-POLLING = ["newOrUpdatedContacts", "newOrUpdatedConversations", "newOrUpdatedCompanies",
-           "newOrUpdatedArticles", "newOrUpdatedCollections", "newOrUpdatedSections", "newOrUpdatedNewsItems",
-           "newOrUpdatedNewsfeeds", "newOrUpdatedSegments", "newOrUpdatedDataAttributes",
-           "newOrUpdatedHelpCenters", "newOrUpdatedTickets"]
+POLLING = [
+    "newOrUpdatedContacts",
+    "newOrUpdatedConversations",
+    "newOrUpdatedCompanies",
+    "newOrUpdatedArticles",
+    "newOrUpdatedCollections",
+    "newOrUpdatedSections",
+    "newOrUpdatedNewsItems",
+    "newOrUpdatedNewsfeeds",
+    "newOrUpdatedSegments",
+    "newOrUpdatedDataAttributes",
+    "newOrUpdatedHelpCenters",
+    "newOrUpdatedTickets",
+]
 
 
 def sailor(component_dir, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -46,8 +57,17 @@ def test_exec_polls_and_prints_the_new_snapshot(fake, cfg, component_dir, tmp_pa
     cfg_file.write_text(json.dumps({**cfg, "startTime": BASE, "pageSize": 2}))
     snap_file = tmp_path / "snap.json"
     snap_file.write_text("{}")
-    done = sailor(component_dir, "exec", "newOrUpdatedContacts", "--cfg", str(cfg_file), "--snapshot",
-                  str(snap_file), "--snapshot-out", str(tmp_path / "out.json"))
+    done = sailor(
+        component_dir,
+        "exec",
+        "newOrUpdatedContacts",
+        "--cfg",
+        str(cfg_file),
+        "--snapshot",
+        str(snap_file),
+        "--snapshot-out",
+        str(tmp_path / "out.json"),
+    )
     assert done.returncode == 0, done.stderr
     events = lines(done.stdout)
     assert [e["data"]["id"] for e in events if e["event"] == "data"] == made
@@ -57,8 +77,9 @@ def test_exec_polls_and_prints_the_new_snapshot(fake, cfg, component_dir, tmp_pa
     assert fake.token not in done.stdout + done.stderr  # the token is never printed
     # the next run, from that snapshot: nothing new
     snap_file.write_text(json.dumps(snaps[-1]))
-    again = sailor(component_dir, "exec", "newOrUpdatedContacts", "--cfg", str(cfg_file), "--snapshot",
-                   str(snap_file))
+    again = sailor(
+        component_dir, "exec", "newOrUpdatedContacts", "--cfg", str(cfg_file), "--snapshot", str(snap_file)
+    )
     assert again.returncode == 0 and [e for e in lines(again.stdout) if e["event"] == "data"] == []
 
 
@@ -73,8 +94,13 @@ def test_exec_each_polling_trigger_first_run(trigger, fake, cfg, component_dir, 
 
 
 def test_exec_webhook_good_and_bad_signature(component_dir, tmp_path):
-    note = {"type": "notification_event", "topic": "company.created", "id": "notif_1", "app_id": "a",
-            "data": {"type": "notification_event_data", "item": {"type": "company", "id": "c1"}}}
+    note = {
+        "type": "notification_event",
+        "topic": "company.created",
+        "id": "notif_1",
+        "app_id": "a",
+        "data": {"type": "notification_event_data", "item": {"type": "company", "id": "c1"}},
+    }
     body = json.dumps(note, separators=(",", ":")).encode()
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({"clientSecret": "s3cr3t-value"}))
@@ -95,7 +121,8 @@ def test_select_model_through_the_harness(fake, cfg, component_dir, tmp_path):
     fake.add_admin(id="7", name="Ada", email="ada@example.com")
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfg))
-    done = sailor(component_dir, "select-model", "newOrUpdatedConversations", "admins", "--cfg",
-                  str(cfg_file))
+    done = sailor(
+        component_dir, "select-model", "newOrUpdatedConversations", "admins", "--cfg", str(cfg_file)
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"7": "Ada (ada@example.com)"}

@@ -1,4 +1,5 @@
 """Polling triggers against the fake Intercom on loopback: pages, changes, same-second ties, crashes."""
+
 from __future__ import annotations
 
 import time
@@ -153,11 +154,14 @@ def test_companies_scroll_filters_client_side_and_survives_a_crash(fake, cfg):
     assert run(companies, step, changed.snapshot).data == []  # recorded: not emitted twice
 
 
-@pytest.mark.parametrize(("module", "adder", "extra"), [
-    (segments, "add_segment", {}),
-    (data_attributes, "add_data_attribute", {"model": "contact"}),
-    (help_centers, "add_help_center", {}),
-])
+@pytest.mark.parametrize(
+    ("module", "adder", "extra"),
+    [
+        (segments, "add_segment", {}),
+        (data_attributes, "add_data_attribute", {"model": "contact"}),
+        (help_centers, "add_help_center", {}),
+    ],
+)
 def test_single_response_lists(fake, cfg, module, adder, extra):
     first = getattr(fake, adder)(updated_at=BASE + 1, **extra)["id"]
     getattr(fake, adder)(updated_at=BASE - 1, **extra)
@@ -184,10 +188,19 @@ def test_bad_settings_fail_clearly(fake, cfg):
     assert fake.requests == []  # nothing was sent
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2024-05-29T16:26:40Z", BASE), ("2024-05-29T16:26:40", BASE), ("2024-05-29", BASE - 59200),
-    (BASE, BASE), (str(BASE), BASE), (BASE * 1000, BASE), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-29T16:26:40Z", BASE),
+        ("2024-05-29T16:26:40", BASE),
+        ("2024-05-29", BASE - 59200),
+        (BASE, BASE),
+        (str(BASE), BASE),
+        (BASE * 1000, BASE),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_parse_time(value, expected):
     assert parse_time(value) == expected
 
@@ -220,11 +233,20 @@ def test_a_large_scan_stops_saving_per_page_past_the_limit_and_ends_complete(mon
     monkeypatch.setattr(polling, "MAX_TRACKED", 4)
     pages = [[{"id": f"{p}-{i}", "updated_at": BASE + 1 + p} for i in range(2)] for p in range(4)]
     events: list[tuple[str, dict]] = []
-    polling.poll(companies.RESOURCE, PagesClient(pages), {"startTime": BASE}, None,
-                 lambda kind, payload: events.append((kind, payload)), now=lambda: BASE + 10_000)
+    polling.poll(
+        companies.RESOURCE,
+        PagesClient(pages),
+        {"startTime": BASE},
+        None,
+        lambda kind, payload: events.append((kind, payload)),
+        now=lambda: BASE + 10_000,
+    )
     kinds = [k for k, _ in events]
     # per-page snapshots while at most 4 ids are tracked (pages 1 and 2), then only the final one
     assert kinds == ["data"] * 2 + ["snapshot"] + ["data"] * 2 + ["snapshot"] + ["data"] * 4 + ["snapshot"]
     assert len(events[5][1]["emitted"]) == 4
-    assert events[-1][1] == {"updated_at": BASE + 10_000 - polling.CLOCK_MARGIN, "ids_at_last": [],
-                             "startTime": BASE}
+    assert events[-1][1] == {
+        "updated_at": BASE + 10_000 - polling.CLOCK_MARGIN,
+        "ids_at_last": [],
+        "startTime": BASE,
+    }

@@ -1,4 +1,5 @@
 """Select models against the fake Intercom on loopback: value -> label for each dropdown."""
+
 from __future__ import annotations
 
 import pytest

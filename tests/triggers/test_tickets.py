@@ -1,4 +1,5 @@
 """The tickets trigger (POST /tickets/search, Intercom API 2.16) and the ticket dropdowns, on the fake."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,16 +48,24 @@ def test_credentials_version_does_not_change_the_tickets_version(fake, cfg):
 def test_ticket_type_and_state_fields_narrow_the_search(fake, cfg):
     bugs = seed(fake, 2)
     refund_type = fake.db["ticket_types"]["89"]
-    refunds = [fake.add_ticket(updated_at=BASE + 500 + i, ticket_type=refund_type,
-                               contacts=fake.db["tickets"][bugs[0]]["contacts"])["id"] for i in range(2)]
+    refunds = [
+        fake.add_ticket(
+            updated_at=BASE + 500 + i,
+            ticket_type=refund_type,
+            contacts=fake.db["tickets"][bugs[0]]["contacts"],
+        )["id"]
+        for i in range(2)
+    ]
     resolved = fake.db["ticket_states"]["8003"]
     fake.db["tickets"][refunds[1]]["ticket_state"] = {k: resolved[k] for k in ("type", "id", "category")}
     assert ids(run(tickets, {**cfg, "startTime": BASE, "ticketTypeId": "89"})) == refunds
     resolved_refunds = run(tickets, {**cfg, "startTime": BASE, "ticketTypeId": 89, "state": "resolved"})
     assert ids(resolved_refunds) == refunds[1:]
     query = fake.requests[-1].body["query"]
-    assert query["operator"] == "AND" and {"field": "ticket_type_id", "operator": "=", "value": "89"} in \
-        query["value"]
+    assert (
+        query["operator"] == "AND"
+        and {"field": "ticket_type_id", "operator": "=", "value": "89"} in query["value"]
+    )
 
 
 def test_an_unknown_state_is_a_clear_error_before_any_request(fake, cfg):
@@ -74,6 +83,10 @@ def test_ticket_type_and_state_dropdowns_list_the_workspace_with_api_2_16(fake, 
     fake.db["ticket_types"]["89"]["archived"] = True
     assert select_models.ticket_types(cfg) == {"88": "Bug report (Customer)"}
     states = select_models.ticket_states(cfg)
-    assert states == {"8000": "Submitted (submitted)", "8001": "In progress (in_progress)",
-                      "8002": "Waiting on customer (waiting_on_customer)", "8003": "Resolved (resolved)"}
+    assert states == {
+        "8000": "Submitted (submitted)",
+        "8001": "In progress (in_progress)",
+        "8002": "Waiting on customer (waiting_on_customer)",
+        "8003": "Resolved (resolved)",
+    }
     assert {r.header("Intercom-Version") for r in fake.requests} == {"2.16"}

@@ -1,4 +1,5 @@
 """Webhook trigger: X-Hub-Signature checks (good, bad, missing, malformed), topic filter, ping, raw body."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,27 @@ SECRET = "app-client-secret-3f9a"
 
 
 def notification(topic: str = "contact.user.created", **item) -> dict:
-    item = {"type": "contact", "id": "6657a9926abd01639c000001", "email": "a&b <x>@example.com",
-            "name": "Zoë", **item}
-    return {"type": "notification_event", "app_id": "abc123", "data": {"type": "notification_event_data",
-            "item": item}, "links": {}, "id": "notif_0f3e", "topic": topic, "delivery_status": "pending",
-            "delivery_attempts": 1, "delivered_at": 0, "first_sent_at": 1717000000, "created_at": 1717000000,
-            "self": None}
+    item = {
+        "type": "contact",
+        "id": "6657a9926abd01639c000001",
+        "email": "a&b <x>@example.com",
+        "name": "Zoë",
+        **item,
+    }
+    return {
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": item},
+        "links": {},
+        "id": "notif_0f3e",
+        "topic": topic,
+        "delivery_status": "pending",
+        "delivery_attempts": 1,
+        "delivered_at": 0,
+        "first_sent_at": 1717000000,
+        "created_at": 1717000000,
+        "self": None,
+    }
 
 
 def rails_body(note: dict) -> bytes:
@@ -46,9 +62,13 @@ def test_good_signature_emits_the_item_with_metadata():
     assert len(result.data) == 1
     message = result.data[0]
     assert message["data"] == note["data"]["item"]
-    assert message["metadata"] == {"topic": "contact.user.created", "notificationId": "notif_0f3e",
-                                   "appId": "abc123", "createdAt": 1717000000,
-                                   "recordUid": "6657a9926abd01639c000001"}
+    assert message["metadata"] == {
+        "topic": "contact.user.created",
+        "notificationId": "notif_0f3e",
+        "appId": "abc123",
+        "createdAt": 1717000000,
+        "recordUid": "6657a9926abd01639c000001",
+    }
 
 
 def test_header_name_is_case_insensitive_and_plain_compact_json_also_verifies():
@@ -77,8 +97,14 @@ def test_tampered_body_is_rejected():
         run(webhook, CFG, msg=tampered)
 
 
-@pytest.mark.parametrize(("sig", "code"), [(None, "signature_missing"), ("md5=abc", "signature_malformed"),
-                                            ("sha1=" + "g" * 40, "signature_malformed")])
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [
+        (None, "signature_missing"),
+        ("md5=abc", "signature_malformed"),
+        ("sha1=" + "g" * 40, "signature_malformed"),
+    ],
+)
 def test_missing_or_malformed_signature_is_rejected(sig, code):
     with pytest.raises(WebhookSignatureError) as err:
         run(webhook, CFG, msg=delivered(notification(), sig))
@@ -116,8 +142,13 @@ def test_topic_filter_with_wildcards():
 
 
 def test_ping_is_acknowledged_silently_unless_selected():
-    note = {"type": "notification_event", "topic": "ping", "id": "notif_ping", "app_id": "abc123",
-            "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}}}
+    note = {
+        "type": "notification_event",
+        "topic": "ping",
+        "id": "notif_ping",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}},
+    }
     msg = delivered(note, signature(rails_body(note), SECRET))
     assert run(webhook, CFG, msg=msg).data == []
     assert run(webhook, {**CFG, "topics": "ping"}, msg=msg).data[0]["data"]["type"] == "ping"

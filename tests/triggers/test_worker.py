@@ -4,6 +4,7 @@ The worker runs this repository's component.json (as generated from tools/compon
 the first emits the seeded contacts and the snapshot; the worker keeps that snapshot, so the second tick
 emits only the contact changed in between.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,12 @@ def test_contacts_trigger_in_the_elasticio_worker(broker, fake, cfg):
         pytest.fail("component.json lacks the triggers: run `python -m tools.generate`")
     made = [fake.add_contact(email=f"w{i}@example.com", updated_at=BASE + i)["id"] for i in range(3)]
     data_q, snap_q = broker.queue("data", "data"), broker.queue("snapshot", "snapshot")
-    step = {"config": {**cfg, "startTime": BASE, "pageSize": 2}, "snapshot": {}, "is_passthrough": False,
-            "variables": {}}
+    step = {
+        "config": {**cfg, "startTime": BASE, "pageSize": 2},
+        "snapshot": {},
+        "is_passthrough": False,
+        "variables": {},
+    }
     with FakePlatform(step) as platform:
         worker = WorkerProcess(worker_env(broker, platform, "newOrUpdatedContacts"), cwd=ROOT)
         try:

@@ -3,6 +3,7 @@
 The orchestrator's token carries the step fields; the snapshot comes from the snapshots service, and the
 trigger's data and snapshots go to the back-channel and the events collector.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -45,11 +46,13 @@ def test_contacts_trigger_in_the_oih_worker(oih_broker, fake, cfg, tmp_path):
         worker = start_worker(topo.env(services_url=oih.url), tmp_path / "worker.log", component=ROOT)
         try:
             wait_consuming(broker, worker)
-            claims = token_claims(topo.flow_id, topo.step_id, "newOrUpdatedContacts",
-                                  fields={**cfg, "startTime": BASE})
+            claims = token_claims(
+                topo.flow_id, topo.step_id, "newOrUpdatedContacts", fields={**cfg, "startTime": BASE}
+            )
             message_id = str(uuid.uuid4())
-            broker.send({"data": {}, "metadata": {}}, token=make_token(**claims),
-                        headers={"messageId": message_id})
+            broker.send(
+                {"data": {}, "metadata": {}}, token=make_token(**claims), headers={"messageId": message_id}
+            )
             out = broker.wait_done(message_id)
             data = [c.json for c in out if c.routing_key == DATA_KEY]
             assert [m["data"]["id"] for m in data] == made[1:]

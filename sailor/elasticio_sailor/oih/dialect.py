@@ -111,8 +111,9 @@ class OihDialect:
             publish_max_retry_delay=_int_setting(env, "AMQP_PUBLISH_MAX_RETRY_DELAY", 300_000),
         )
         password = env.get(PREFIX + "MESSAGE_CRYPTO_PASSWORD") or None
-        self.cipher = MessageCipher(password, env.get(PREFIX + "MESSAGE_CRYPTO_IV") or None,
-                                    legacy_plaintext=True)
+        self.cipher = MessageCipher(
+            password, env.get(PREFIX + "MESSAGE_CRYPTO_IV") or None, legacy_plaintext=True
+        )
         self.services = services or OihServices.from_settings(self.s)
         self.secret_cache = SecretCache(self.services.fetch_secret, self.s.secret_cache_seconds)
         interval = _int_setting(env, "RATE_INTERVAL", 100)
@@ -132,18 +133,30 @@ class OihDialect:
         self.component_json = dict(getattr(component, "descriptor", None) or {})
         actions = self.component_json.get("actions")
         self._no_snapshot = frozenset(
-            name for name, spec in (actions.items() if isinstance(actions, dict) else ())
-            if not (isinstance(spec, dict) and spec.get("usesSnapshot") is True))
+            name
+            for name, spec in (actions.items() if isinstance(actions, dict) else ())
+            if not (isinstance(spec, dict) and spec.get("usesSnapshot") is True)
+        )
         register_source(self._credentials_rejected)
-        log.info("OIH dialect ready: back-channel %s, node exchange %s", self.s.backchannel_exchange,
-                 self.s.node_exchange)
+        log.info(
+            "OIH dialect ready: back-channel %s, node exchange %s",
+            self.s.backchannel_exchange,
+            self.s.node_exchange,
+        )
 
     def startup_error(self, exc: BaseException) -> list[Publication]:
         """The ferryman's reportError: an error without errorInput and without a token (the orchestrator
         cannot attribute it to a flow; it is logged there)."""
-        headers = self._drop_none({**self.s.additional_headers, "execId": self.s.exec_id,
-                                   "workspaceId": self.s.workspace_id, "containerId": self.s.container_id,
-                                   "compId": self.s.comp_id, "messageId": new_uuid()})
+        headers = self._drop_none(
+            {
+                **self.s.additional_headers,
+                "execId": self.s.exec_id,
+                "workspaceId": self.s.workspace_id,
+                "containerId": self.s.container_id,
+                "compId": self.s.comp_id,
+                "messageId": new_uuid(),
+            }
+        )
         return [self._error_publication(exc, headers, None, [])]
 
     def stop(self) -> None:
@@ -190,30 +203,42 @@ class OihDialect:
         ns = token.node_settings
 
         incoming = self._incoming_headers(headers, token)
-        outgoing = self._drop_none({
-            **incoming,
-            **self.s.additional_headers,
-            "parentMessageId": incoming.get("messageId"),
+        outgoing = self._drop_none(
+            {
+                **incoming,
+                **self.s.additional_headers,
+                "parentMessageId": incoming.get("messageId"),
+                "threadId": incoming.get("threadId"),
+                "messageId": new_uuid(),
+                "execId": self.s.exec_id or headers.get("execId"),
+                "taskId": token.flow_id,
+                "workspaceId": self.s.workspace_id,
+                "containerId": self.s.container_id,
+                "userId": token.user_id,
+                "stepId": token.step_id,
+                "compId": self.s.comp_id,
+                "function": token.function,
+                "start": now_ms(),
+                "cid": CIPHER_ID,
+                HEADER_ROUTING_KEY: delivery.routing_key,
+                "orchestratorToken": token.raw,
+            }
+        )
+        log_context = {
             "threadId": incoming.get("threadId"),
-            "messageId": new_uuid(),
-            "execId": self.s.exec_id or headers.get("execId"),
-            "taskId": token.flow_id,
-            "workspaceId": self.s.workspace_id,
-            "containerId": self.s.container_id,
-            "userId": token.user_id,
-            "stepId": token.step_id,
-            "compId": self.s.comp_id,
-            "function": token.function,
-            "start": now_ms(),
-            "cid": CIPHER_ID,
-            HEADER_ROUTING_KEY: delivery.routing_key,
-            "orchestratorToken": token.raw,
-        })
-        log_context = {"threadId": incoming.get("threadId"), "messageId": incoming.get("messageId"),
-                       "parentMessageId": incoming.get("parentMessageId"), **token.log_context()}
-        state: dict[str, Any] = {"token": token, "incoming": incoming, "outgoing": outgoing,
-                                 "passthrough": orig_passthrough, "version": version,
-                                 "start_time": now_iso(), "payload": payload}
+            "messageId": incoming.get("messageId"),
+            "parentMessageId": incoming.get("parentMessageId"),
+            **token.log_context(),
+        }
+        state: dict[str, Any] = {
+            "token": token,
+            "incoming": incoming,
+            "outgoing": outgoing,
+            "passthrough": orig_passthrough,
+            "version": version,
+            "start_time": now_iso(),
+            "payload": payload,
+        }
 
         cfg: dict[str, Any] = copy.deepcopy(token.fields)
         cfg["nodeSettings"] = copy.deepcopy(ns)
@@ -272,8 +297,12 @@ class OihDialect:
     @staticmethod
     def _incoming_headers(headers: Mapping[str, Any], token: OrchestratorToken) -> dict[str, Any]:
         """readIncomingMessageHeaders, with stepId from the token and the rebound headers kept."""
-        return read_incoming_headers(headers, token.step_id, reboundReason=headers.get("reboundReason"),
-                                     reboundIteration=headers.get("reboundIteration"))
+        return read_incoming_headers(
+            headers,
+            token.step_id,
+            reboundReason=headers.get("reboundReason"),
+            reboundIteration=headers.get("reboundIteration"),
+        )
 
     def _link_incoming(self, payload: dict[str, Any], token: OrchestratorToken) -> None:
         """idLinking before the component: give it the recordUid this application has for the record."""
@@ -292,22 +321,33 @@ class OihDialect:
     # --- outgoing --------------------------------------------------------------------------------
     def publications(self, execution: Execution, kind: str, payload: Any) -> list[Publication]:
         handler = {
-            "data": self._data, "error": self._error, "rebound": self._rebound,
-            "snapshot": self._snapshot, "updateSnapshot": self._update_snapshot,
-            "httpReply": self._http_reply, "updateKeys": self._update_keys,
+            "data": self._data,
+            "error": self._error,
+            "rebound": self._rebound,
+            "snapshot": self._snapshot,
+            "updateSnapshot": self._update_snapshot,
+            "httpReply": self._http_reply,
+            "updateKeys": self._update_keys,
         }.get(kind)
         if handler is None:
             return []
         return handler(execution, payload)
 
     def on_end(self, execution: Execution) -> list[Publication]:
-        """"function complete" to the step-state key on every (first) end, failed or not."""
+        """ "function complete" to the step-state key on every (first) end, failed or not."""
         if not self.s.state_routing_key:
             return []
         headers = self._headers(execution, protocolVersion=self.s.protocol_version)
-        return [Publication(self.s.backchannel_exchange, self.s.state_routing_key,
-                            json.dumps(FUNCTION_COMPLETE).encode(), headers, self._properties(),
-                            kind="end")]
+        return [
+            Publication(
+                self.s.backchannel_exchange,
+                self.s.state_routing_key,
+                json.dumps(FUNCTION_COMPLETE).encode(),
+                headers,
+                self._properties(),
+                kind="end",
+            )
+        ]
 
     @staticmethod
     def _drop_none(headers: dict[str, Any]) -> dict[str, Any]:
@@ -323,13 +363,20 @@ class OihDialect:
         return headers
 
     # errors
-    def _error_publication(self, err: Any, headers: dict[str, Any], original: Delivery | None,
-                           secrets: list[str]) -> Publication:
+    def _error_publication(
+        self, err: Any, headers: dict[str, Any], original: Delivery | None, secrets: list[str]
+    ) -> Publication:
         """sendError: `{error, errorInput}`; `error` is the (encrypted, here plain) JSON text of
         {name, message, stack, ...details}, `errorInput` the input as received (v1) or re-encoded (v2)."""
         body, _ = error_body(self.cipher, err, original, secrets)
-        return Publication(self.s.backchannel_exchange, self.s.error_routing_key,
-                           js_json_dumps(body).encode("utf-8"), headers, self._properties(), kind="error")
+        return Publication(
+            self.s.backchannel_exchange,
+            self.s.error_routing_key,
+            js_json_dumps(body).encode("utf-8"),
+            headers,
+            self._properties(),
+            kind="error",
+        )
 
     def _fail(self, execution: Execution, err: Any) -> list[Publication]:
         execution.failed = True
@@ -395,12 +442,16 @@ class OihDialect:
         if too_big:
             return pubs + self._fail(execution, too_big)
         self.throttles["data"].acquire()
-        pubs.append(Publication(self.s.backchannel_exchange, str(routing_key), body, headers,
-                                self._properties(), kind="data"))
+        pubs.append(
+            Publication(
+                self.s.backchannel_exchange, str(routing_key), body, headers, self._properties(), kind="data"
+            )
+        )
         return pubs
 
-    def _link_outgoing(self, data: dict[str, Any], saved_meta: dict[str, Any], application_uid: Any,
-                       token: OrchestratorToken) -> None:
+    def _link_outgoing(
+        self, data: dict[str, Any], saved_meta: dict[str, Any], application_uid: Any, token: OrchestratorToken
+    ) -> None:
         """idLinking after the component: make sure the data hub links this record to an oihUid and
         hand the oihUid on (the ferryman then keeps only `metadata.oihUid`)."""
         if not self.s.datahub_url:
@@ -408,8 +459,12 @@ class OihDialect:
             return
         meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
         oih_uid, refs = self.services.get_id_meta(meta.get("oihUid"), meta.get("recordUid"), token.api_key)
-        linked = any(isinstance(r, dict) and r.get("applicationUid") == application_uid
-                     and r.get("recordUid") == meta.get("recordUid") for r in refs)
+        linked = any(
+            isinstance(r, dict)
+            and r.get("applicationUid") == application_uid
+            and r.get("recordUid") == meta.get("recordUid")
+            for r in refs
+        )
         if not linked:
             entry = self.services.upsert_datahub_entry(
                 token.node_settings.get("applicationUid"),
@@ -420,8 +475,9 @@ class OihDialect:
             oih_uid = str(entry["id"]) if entry and entry.get("id") else meta.get("oihUid")
         data["metadata"] = {"oihUid": oih_uid} if oih_uid else {}
 
-    def _provenance(self, execution: Execution, data: dict[str, Any], saved_meta: dict[str, Any],
-                    headers: dict[str, Any]) -> list[Publication]:
+    def _provenance(
+        self, execution: Execution, data: dict[str, Any], saved_meta: dict[str, Any], headers: dict[str, Any]
+    ) -> list[Publication]:
         """nodeSettings.governance: a provenance event on the event bus (and data hub delete bookkeeping)."""
         token: OrchestratorToken = execution.state["token"]
         ns = token.node_settings
@@ -432,21 +488,36 @@ class OihDialect:
         if execution.cfg.get("deletes") and inner.get("delete"):
             delete_type = str(inner["delete"])
             if delete_type == "confirmed":
-                done = self.services.delete_datahub_record(oih_uid, ns.get("applicationUid"),
-                                                           saved_meta.get("recordUid"), token.api_key)
+                done = self.services.delete_datahub_record(
+                    oih_uid, ns.get("applicationUid"), saved_meta.get("recordUid"), token.api_key
+                )
                 if not done:
                     log.error("DataHub update failed for recordUid %s", saved_meta.get("recordUid"))
         event = provenance_event(
-            oih_uid=oih_uid, record_uid=saved_meta.get("recordUid"), function=token.function,
-            component_json=self.component_json, connector_id=self.s.comp_id, flow_id=token.flow_id,
-            user_id=token.user_id, tenant_id=token.claims.get("tenantId") or token.tenant,
-            start_time=execution.state["start_time"], delete_type=delete_type, node_settings=ns,
+            oih_uid=oih_uid,
+            record_uid=saved_meta.get("recordUid"),
+            function=token.function,
+            component_json=self.component_json,
+            connector_id=self.s.comp_id,
+            flow_id=token.flow_id,
+            user_id=token.user_id,
+            tenant_id=token.claims.get("tenantId") or token.tenant,
+            start_time=execution.state["start_time"],
+            delete_type=delete_type,
+            node_settings=ns,
         )
         body = {"headers": {"name": self.s.governance_routing_key}, "payload": event}
         event_headers = {**headers, "protocolVersion": self.s.protocol_version}
-        return [Publication(self.s.event_bus_exchange, self.s.governance_routing_key,
-                            self.cipher.encrypt(body, self.s.protocol_version), event_headers,
-                            self._properties(), kind="provenance")]
+        return [
+            Publication(
+                self.s.event_bus_exchange,
+                self.s.governance_routing_key,
+                self.cipher.encrypt(body, self.s.protocol_version),
+                event_headers,
+                self._properties(),
+                kind="provenance",
+            )
+        ]
 
     # rebound
     def _rebound(self, execution: Execution, payload: Any) -> list[Publication]:
@@ -457,48 +528,94 @@ class OihDialect:
         headers = self._headers(execution, end=now_ms(), reboundReason=reason)
         iteration = next_rebound_iteration((delivery.headers or {}).get("reboundIteration"))
         if iteration > self.s.rebound_limit:
-            return [self._error_publication({"name": "Error", "message": "Rebound limit exceeded"}, headers,
-                                            delivery, execution.secrets)]
+            return [
+                self._error_publication(
+                    {"name": "Error", "message": "Rebound limit exceeded"},
+                    headers,
+                    delivery,
+                    execution.secrets,
+                )
+            ]
         headers["reboundIteration"] = iteration
         props = self._properties(expiration=rebound_expiration(iteration, self.s.rebound_initial_expiration))
-        return [Publication(self.s.node_exchange, self.s.rebound_routing_key, delivery.body, headers, props,
-                            kind="rebound")]
+        return [
+            Publication(
+                self.s.node_exchange,
+                self.s.rebound_routing_key,
+                delivery.body,
+                headers,
+                props,
+                kind="rebound",
+            )
+        ]
 
     # snapshots
     def _snapshot_key(self, token: OrchestratorToken) -> str:
-        return (self.s.snapshot_routing_key or token.snapshot_routing_key
-                or f"{self.s.node_exchange}.{token.step_id}.snapshot")
+        return (
+            self.s.snapshot_routing_key
+            or token.snapshot_routing_key
+            or f"{self.s.node_exchange}.{token.step_id}.snapshot"
+        )
 
     def _snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
         token: OrchestratorToken = execution.state["token"]
         headers = self._headers(execution, snapshotEvent="snapshot", tenant=token.tenant)
         self.throttles["snapshot"].acquire()
-        return [Publication(self.s.snapshots_exchange, self._snapshot_key(token),
-                            js_json_dumps(payload).encode("utf-8"), headers, self._properties(),
-                            kind="snapshot")]
+        return [
+            Publication(
+                self.s.snapshots_exchange,
+                self._snapshot_key(token),
+                js_json_dumps(payload).encode("utf-8"),
+                headers,
+                self._properties(),
+                kind="snapshot",
+            )
+        ]
 
     def _update_snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
         if not valid_snapshot_update(payload):
             return []
         token: OrchestratorToken = execution.state["token"]
-        headers = self._headers(execution, snapshotEvent="updateSnapshot", flowExecId=token.flow_exec_id,
-                                tenant=token.tenant)
-        return [Publication(self.s.snapshots_exchange, self._snapshot_key(token),
-                            js_json_dumps(payload).encode("utf-8"), headers, self._properties(),
-                            kind="updateSnapshot")]
+        headers = self._headers(
+            execution, snapshotEvent="updateSnapshot", flowExecId=token.flow_exec_id, tenant=token.tenant
+        )
+        return [
+            Publication(
+                self.s.snapshots_exchange,
+                self._snapshot_key(token),
+                js_json_dumps(payload).encode("utf-8"),
+                headers,
+                self._properties(),
+                kind="updateSnapshot",
+            )
+        ]
 
     # the rest
     def _http_reply(self, execution: Execution, payload: Any) -> list[Publication]:
         headers = self._headers(execution)
         routing_key = headers.get("reply_to")
         if not routing_key:
-            return self._fail(execution, {"name": "Error", "message": "Component emitted 'httpReply' event "
-                                          "but 'reply_to' was not found in AMQP headers"})
+            return self._fail(
+                execution,
+                {
+                    "name": "Error",
+                    "message": "Component emitted 'httpReply' event "
+                    "but 'reply_to' was not found in AMQP headers",
+                },
+            )
         reply = {k: v for k, v in dict(payload or {}).items() if k != "passedCfg"}
         _, reply["headers"] = split_routing_key(reply.get("headers") or {})
         headers["protocolVersion"] = 1
-        return [Publication(self.s.backchannel_exchange, str(routing_key), self.cipher.encrypt(reply, 1),
-                            headers, self._properties(), kind="httpReply")]
+        return [
+            Publication(
+                self.s.backchannel_exchange,
+                str(routing_key),
+                self.cipher.encrypt(reply, 1),
+                headers,
+                self._properties(),
+                kind="httpReply",
+            )
+        ]
 
     def _update_keys(self, execution: Execution, payload: Any) -> list[Publication]:
         log.warning("updateKeys is not supported in OIH (secrets are managed by the secret service); ignored")

@@ -127,11 +127,18 @@ class OihServices:
             timeout=settings.http_timeout,
         )
 
-    def _send(self, method: str, base: str | None, url: str, api_key: str | None,
-              **kwargs: Any) -> requests.Response:
+    def _send(
+        self, method: str, base: str | None, url: str, api_key: str | None, **kwargs: Any
+    ) -> requests.Response:
         """One call to the service at `base` (its proxies were read at start)."""
-        return self.session.request(method, url, headers=_headers(api_key), timeout=self.timeout,
-                                    proxies=self._proxies.get(base or ""), **kwargs)
+        return self.session.request(
+            method,
+            url,
+            headers=_headers(api_key),
+            timeout=self.timeout,
+            proxies=self._proxies.get(base or ""),
+            **kwargs,
+        )
 
     def _data_of(
         self,
@@ -194,15 +201,22 @@ class OihServices:
         if not self.snapshots_service_url or not flow_id or not step_id:
             return None
         url = f"{self.snapshots_service_url}/snapshots/flows/{_seg(flow_id)}/steps/{_seg(step_id)}"
-        return self._data_of("fetch the snapshot", logging.ERROR, "GET", self.snapshots_service_url, url,
-                             api_key)
+        return self._data_of(
+            "fetch the snapshot", logging.ERROR, "GET", self.snapshots_service_url, url, api_key
+        )
 
     # -- data hub (id linking) -------------------------------------------------------------------------
     def _datahub_get(self, path: str, api_key: str | None) -> dict | None:
         if not self.datahub_url:
             return None
-        return self._data_of("fetch the data hub entry", logging.WARNING, "GET", self.datahub_url,
-                             f"{self.datahub_url}{path}", api_key)
+        return self._data_of(
+            "fetch the data hub entry",
+            logging.WARNING,
+            "GET",
+            self.datahub_url,
+            f"{self.datahub_url}{path}",
+            api_key,
+        )
 
     def datahub_by_oih_uid(self, oih_uid: str, api_key: str | None) -> dict | None:
         return self._datahub_get(f"/data/{_seg(oih_uid)}", api_key)
@@ -230,8 +244,17 @@ class OihServices:
             return None
         body = {"applicationUid": application_uid, "recordUid": record_uid, "oihUid": oih_uid or None}
         body = {k: v for k, v in body.items() if v is not None}
-        return self._data_of("upsert the data hub entry", logging.WARNING, "POST", self.datahub_url,
-                             f"{self.datahub_url}/data/recordId", api_key, ok=(200, 201), quiet=(), json=body)
+        return self._data_of(
+            "upsert the data hub entry",
+            logging.WARNING,
+            "POST",
+            self.datahub_url,
+            f"{self.datahub_url}/data/recordId",
+            api_key,
+            ok=(200, 201),
+            quiet=(),
+            json=body,
+        )
 
     def delete_datahub_record(
         self, oih_uid: Any, application_uid: Any, record_uid: Any, api_key: str | None
@@ -294,8 +317,12 @@ class SecretCache:
     Safe to share between the worker threads; two threads missing at once may both fetch (harmless).
     """
 
-    def __init__(self, fetch: Callable[[str, str], dict[str, Any] | None], ttl: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str, str], dict[str, Any] | None],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._fetch = fetch
         self.ttl = ttl
         self._clock = clock

@@ -110,7 +110,7 @@ class OihSettings:
             name = name.strip()
             if not name:
                 continue
-            key = name[len(PREFIX):] if name.startswith(PREFIX) else name
+            key = name[len(PREFIX) :] if name.startswith(PREFIX) else name
             if env.get(name) is not None:
                 extra[_camel(key)] = env[name]
 

@@ -138,8 +138,13 @@ class _ErrorDialect:
     def __init__(self) -> None:
         from elasticio_sailor.dialect import AmqpSettings
 
-        self.amqp = AmqpSettings(uri="amqp://127.0.0.1:1/%2F", listen_queue="q", prefetch=1,
-                                 publish_retry_delay=1, publish_retry_attempts=3)
+        self.amqp = AmqpSettings(
+            uri="amqp://127.0.0.1:1/%2F",
+            listen_queue="q",
+            prefetch=1,
+            publish_retry_delay=1,
+            publish_retry_attempts=3,
+        )
 
     def publications(self, execution, kind, payload):
         from elasticio_sailor.dialect import Publication
@@ -156,8 +161,12 @@ def _pipelined_worker():
     return worker
 
 
-def _resolve_in_turn(transport: _ScriptedTransport, outcomes: dict[tuple[str, int], BaseException | None],
-                     stop: threading.Event, once_awaited: bool = False) -> None:
+def _resolve_in_turn(
+    transport: _ScriptedTransport,
+    outcomes: dict[tuple[str, int], BaseException | None],
+    stop: threading.Event,
+    once_awaited: bool = False,
+) -> None:
     """Resolve each publish (by body and publish attempt) as scripted; unscripted ones are confirmed.
     `once_awaited`: only after the worker attached its done-callback (as a confirm after the end)."""
     seen = 0
@@ -187,8 +196,9 @@ def test_a_message_s_publications_are_in_flight_together_and_retried_in_their_or
     assert not any(p[2].done() for p in transport.published)
     stop = threading.Event()
     lost = ConnectionLost("connection closed")
-    resolver = threading.Thread(target=_resolve_in_turn,
-                                args=(transport, {("d0", 0): lost, ("d2", 0): lost}, stop))
+    resolver = threading.Thread(
+        target=_resolve_in_turn, args=(transport, {("d0", 0): lost, ("d2", 0): lost}, stop)
+    )
     resolver.start()
     try:
         job = Job(DeliveryRef(1, 7), b"digest", None)
@@ -198,7 +208,12 @@ def test_a_message_s_publications_are_in_flight_together_and_retried_in_their_or
         stop.set()
         resolver.join()
     assert [(p[0], p[1].get("retry", 0)) for p in transport.published] == [
-        ("d0", 0), ("d1", 0), ("d2", 0), ("d0", 1), ("d2", 1)]
+        ("d0", 0),
+        ("d1", 0),
+        ("d2", 0),
+        ("d0", 1),
+        ("d2", 1),
+    ]
     assert transport.settled == [(DeliveryRef(1, 7), True, threading.current_thread().name)]
     assert sent == [] and job.settled
 
@@ -211,11 +226,14 @@ def test_a_settlement_runs_on_the_thread_of_the_last_confirm():
     worker = _pipelined_worker()
     transport = worker.transport
     sent: list[Sent] = []
-    worker._send_all(sent, [Publication("x", "data", b"d0", {}, kind="data"),
-                            Publication("x", "state", b"end", {}, kind="end")])
+    worker._send_all(
+        sent,
+        [Publication("x", "data", b"d0", {}, kind="data"), Publication("x", "state", b"end", {}, kind="end")],
+    )
     stop = threading.Event()
-    resolver = threading.Thread(target=_resolve_in_turn, args=(transport, {}, stop, True),
-                                name="confirming-io")
+    resolver = threading.Thread(
+        target=_resolve_in_turn, args=(transport, {}, stop, True), name="confirming-io"
+    )
     resolver.start()
     try:
         job = Job(DeliveryRef(1, 8), b"digest", None)
@@ -235,12 +253,15 @@ def test_a_nacked_event_is_retried_then_replaced_by_an_error_and_the_message_rej
     worker = _pipelined_worker()
     transport = worker.transport
     sent: list[Sent] = []
-    worker._send_all(sent, [Publication("x", "data", b"d0", {}, kind="data"),
-                            Publication("x", "data", b"d1", {}, kind="data")])
+    worker._send_all(
+        sent,
+        [Publication("x", "data", b"d0", {}, kind="data"), Publication("x", "data", b"d1", {}, kind="data")],
+    )
     nack = PublishNacked("broker refused the data publish")
     stop = threading.Event()
-    resolver = threading.Thread(target=_resolve_in_turn, args=(
-        transport, {("d0", 0): nack, ("d0", 1): nack, ("d0", 2): nack}, stop))
+    resolver = threading.Thread(
+        target=_resolve_in_turn, args=(transport, {("d0", 0): nack, ("d0", 1): nack, ("d0", 2): nack}, stop)
+    )
     resolver.start()
     try:
         job = Job(DeliveryRef(1, 9), b"digest", None)

@@ -1,4 +1,5 @@
 """Shared fixtures: the fixture component and a cfg whose secrets must never show."""
+
 from pathlib import Path
 
 import pytest

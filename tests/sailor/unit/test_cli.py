@@ -1,4 +1,5 @@
 """The command line: output lines, exit codes, message files, stdin, snapshots, no secret in any output."""
+
 import json
 import logging
 import subprocess
@@ -27,6 +28,7 @@ def files(tmp_path, cfg):
         path = tmp_path / name
         path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
         return str(path)
+
     write.cfg = write("cfg.json", cfg)
     return write
 
@@ -38,32 +40,61 @@ def run(capsys, *argv):
 
 
 def test_exec_prints_one_line_per_event_and_exits_0(capsys, files):
-    code, lines, _ = run(capsys, "exec", "returnValue", "--cfg", files.cfg, "--msg",
-                         files("m.json", {"data": {"style": "dict"}}), "--component", str(FIXTURE))
+    code, lines, _ = run(
+        capsys,
+        "exec",
+        "returnValue",
+        "--cfg",
+        files.cfg,
+        "--msg",
+        files("m.json", {"data": {"style": "dict"}}),
+        "--component",
+        str(FIXTURE),
+    )
     assert code == 0
     assert lines == [{"event": "data", "data": {"x": 2}, "metadata": {"m": True}, "attachments": {}}]
 
 
 def test_exec_bare_dict_message_file_is_the_data(capsys, files):
-    code, lines, _ = run(capsys, "exec", "echo", "--msg", files("m.json", {"email": "a@b.c"}),
-                         "--component", str(FIXTURE))
+    code, lines, _ = run(
+        capsys, "exec", "echo", "--msg", files("m.json", {"email": "a@b.c"}), "--component", str(FIXTURE)
+    )
     assert code == 0 and lines[0]["data"] == {"email": "a@b.c"}
 
 
 def test_exec_exits_1_on_error_event_and_keeps_secrets_out(capsys, files):
     code, lines, err = run(capsys, "exec", "raises", "--cfg", files.cfg, "--component", str(FIXTURE))
     assert code == 1
-    assert lines == [{"event": "error", "error": {
-        "name": "FixtureError", "message": "401 Unauthorized (token ***, region ***)", "status": 401,
-        "code": "unauthorized", "request_id": "req-1", "headers": {"Authorization": "***"}}}]
+    assert lines == [
+        {
+            "event": "error",
+            "error": {
+                "name": "FixtureError",
+                "message": "401 Unauthorized (token ***, region ***)",
+                "status": 401,
+                "code": "unauthorized",
+                "request_id": "req-1",
+                "headers": {"Authorization": "***"},
+            },
+        }
+    ]
     assert "FixtureError" in err  # the logged traceback
     assert SECRET not in err and REGION not in err
 
 
 def test_exec_final_snapshot_after_update_snapshot(capsys, files, tmp_path):
     out_file = tmp_path / "snap-out.json"
-    code, lines, _ = run(capsys, "exec", "poll", "--snapshot", files("s.json", {"since": 20, "other": 1}),
-                         "--snapshot-out", str(out_file), "--component", str(FIXTURE))
+    code, lines, _ = run(
+        capsys,
+        "exec",
+        "poll",
+        "--snapshot",
+        files("s.json", {"since": 20, "other": 1}),
+        "--snapshot-out",
+        str(out_file),
+        "--component",
+        str(FIXTURE),
+    )
     assert code == 0
     assert [e["event"] for e in lines] == ["data", "updateSnapshot", "snapshot"]
     assert lines[-1] == {"event": "snapshot", "snapshot": {"since": 30, "other": 1}, "final": True}
@@ -71,8 +102,9 @@ def test_exec_final_snapshot_after_update_snapshot(capsys, files, tmp_path):
 
 
 def test_exec_no_final_line_when_nothing_changed_or_full_snapshot_was_last(capsys, files, tmp_path):
-    _, lines, _ = run(capsys, "exec", "poll", "--snapshot", files("s.json", {"since": 30}),
-                      "--component", str(FIXTURE))
+    _, lines, _ = run(
+        capsys, "exec", "poll", "--snapshot", files("s.json", {"since": 30}), "--component", str(FIXTURE)
+    )
     assert lines == []
     _, lines, _ = run(capsys, "exec", "fullSnapshot", "--component", str(FIXTURE))
     assert lines == [{"event": "snapshot", "snapshot": {"page": 1}}]
@@ -81,24 +113,38 @@ def test_exec_no_final_line_when_nothing_changed_or_full_snapshot_was_last(capsy
 def test_exec_self_emitted_kinds_and_final_snapshot(capsys):
     code, lines, _ = run(capsys, "exec", "selfEmit", "--component", str(FIXTURE))
     assert code == 1  # it emits an error
-    assert [e["event"] for e in lines] == ["data", "data", "snapshot", "updateSnapshot", "rebound",
-                                           "updateKeys", "httpReply", "error", "data", "snapshot"]
+    assert [e["event"] for e in lines] == [
+        "data",
+        "data",
+        "snapshot",
+        "updateSnapshot",
+        "rebound",
+        "updateKeys",
+        "httpReply",
+        "error",
+        "data",
+        "snapshot",
+    ]
     assert lines[-1]["snapshot"] == {"a": 1, "b": 2}
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["exec", "nope"], "no trigger or action named 'nope'"),
-    (["exec", "missingMain"], "not_there.py"),
-    (["exec", "echo", "--msg", "/nonexistent.json"], "cannot read --msg /nonexistent.json"),
-    (["exec", "echo", "--cfg", "-", "--msg", "-"], "only one of --cfg and --msg"),
-    (["exec"], "required: function"),
-    (["frobnicate"], "invalid choice"),
-    (["select-model", "poll", "nope"], "no nope(cfg)"),
-    (["meta-model", "echo"], "getMetaModel"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["exec", "nope"], "no trigger or action named 'nope'"),
+        (["exec", "missingMain"], "not_there.py"),
+        (["exec", "echo", "--msg", "/nonexistent.json"], "cannot read --msg /nonexistent.json"),
+        (["exec", "echo", "--cfg", "-", "--msg", "-"], "only one of --cfg and --msg"),
+        (["exec"], "required: function"),
+        (["frobnicate"], "invalid choice"),
+        (["select-model", "poll", "nope"], "no nope(cfg)"),
+        (["meta-model", "echo"], "getMetaModel"),
+    ],
+)
 def test_usage_and_configuration_errors_exit_2_with_one_line(capsys, argv, message):
-    code = cli.main([*argv, "--component", str(FIXTURE)] if argv[0] != "frobnicate" and argv != ["exec"]
-                    else argv)
+    code = cli.main(
+        [*argv, "--component", str(FIXTURE)] if argv[0] != "frobnicate" and argv != ["exec"] else argv
+    )
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
@@ -133,8 +179,14 @@ def test_list_text(capsys):
 
 
 def test_verify(capsys, files):
-    code, lines, _ = run(capsys, "verify", "--cfg", files("good.json", {"apiSecretValue": "good-secret"}),
-                         "--component", str(FIXTURE))
+    code, lines, _ = run(
+        capsys,
+        "verify",
+        "--cfg",
+        files("good.json", {"apiSecretValue": "good-secret"}),
+        "--component",
+        str(FIXTURE),
+    )
     assert code == 0 and lines == [{"verified": True}]
     code, lines, err = run(capsys, "verify", "--cfg", files.cfg, "--component", str(FIXTURE))
     assert code == 1 and lines == [{"verified": False, "reason": "HTTP 401 for token ***"}]
@@ -169,10 +221,25 @@ def test_python_dash_m_with_stdin_and_no_secret_in_any_output(tmp_path, cfg):
     outputs = []
     for function, expected in (("raises", 1), ("echo", 0), ("generator", 0)):
         proc = subprocess.run(
-            [sys.executable, "-m", "elasticio_sailor", "exec", function, "--cfg", str(cfg_file), "--msg", "-",
-             "--component", str(FIXTURE)],
-            input=json.dumps({"data": {"count": 2}}), capture_output=True, text=True, timeout=60,
-            env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "debug"})
+            [
+                sys.executable,
+                "-m",
+                "elasticio_sailor",
+                "exec",
+                function,
+                "--cfg",
+                str(cfg_file),
+                "--msg",
+                "-",
+                "--component",
+                str(FIXTURE),
+            ],
+            input=json.dumps({"data": {"count": 2}}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "debug"},
+        )
         assert proc.returncode == expected, proc.stderr
         outputs.append(proc.stdout + proc.stderr)
     assert '"event":"error"' in outputs[0] and '"level":"warn"' in outputs[0]

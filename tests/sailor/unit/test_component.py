@@ -1,4 +1,5 @@
 """Component loading: component.json, function lookup, importing `main` once, hooks, verifier."""
+
 import json
 import sys
 import threading
@@ -76,10 +77,13 @@ def test_triggers_are_searched_before_actions(tmp_path):
 
 
 def test_concurrent_first_imports_run_the_module_once(tmp_path):
-    source = "import time\nimport builtins\nbuiltins.__dict__.setdefault('_sailor_count', []).append(1)\n" \
-             "time.sleep(0.2)\n"
+    source = (
+        "import time\nimport builtins\nbuiltins.__dict__.setdefault('_sailor_count', []).append(1)\n"
+        "time.sleep(0.2)\n"
+    )
     c, _ = make_component(tmp_path, {"slow": source}, {"actions": {"slow": {"main": "PKG/slow.py"}}})
     import builtins
+
     builtins.__dict__["_sailor_count"] = []
     results = []
     threads = [threading.Thread(target=lambda: results.append(c.load_module("slow"))) for _ in range(8)]
@@ -93,8 +97,9 @@ def test_concurrent_first_imports_run_the_module_once(tmp_path):
 
 def test_package_already_imported_from_another_root_is_refused(tmp_path, fixture_dir):
     Component(fixture_dir).load_module("echo")  # sailorfix now comes from the fixture
-    c, _ = make_component(tmp_path, {"x": "A = 1"}, {"actions": {"x": {"main": "sailorfix/x.py"}}},
-                          package="sailorfix")
+    c, _ = make_component(
+        tmp_path, {"x": "A = 1"}, {"actions": {"x": {"main": "sailorfix/x.py"}}}, package="sailorfix"
+    )
     with pytest.raises(ComponentError, match="already imported"):
         c.load_module("x")
 

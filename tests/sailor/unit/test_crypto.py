@@ -1,4 +1,5 @@
 """Encryption byte-compatible with Node (all shared vectors), lenient base64, JSON.stringify numbers."""
+
 import base64
 import json
 import math
@@ -8,15 +9,19 @@ import pytest
 from elasticio_sailor import Message
 from elasticio_sailor.crypto import CryptoError, MessageCipher, js_json_dumps, js_number, node_b64decode
 
-VECTORS = json.loads(Path("/work/shared/docs/encryption-vectors.json").read_text()) \
-    if Path("/work/shared/docs/encryption-vectors.json").exists() else None
+VECTORS = (
+    json.loads(Path("/work/shared/docs/encryption-vectors.json").read_text())
+    if Path("/work/shared/docs/encryption-vectors.json").exists()
+    else None
+)
 # The doc's own vector (sailor-protocol.md section 4), kept here so the test runs without ../shared.
 DOC_VECTOR = {
-    "password": "testCryptoPassword", "iv": "iv=any16_symbols",
+    "password": "testCryptoPassword",
+    "iv": "iv=any16_symbols",
     "plaintext_json": '{"body":{"hello":"wörld"},"headers":{}}',
     "protocol_v1_body_base64": "axyl/YcFb4wgFzIyJ9McA8V2drLABZECBETE19+MI4vZqmhhF23nnq/0onn41iKj",
     "protocol_v2_body_hex": "6b1ca5fd87056f8c2017323227d31c03c57676b2c00591020444c4d7df8c238b"
-                            "d9aa6861176de79eaff4a279f8d622a3",
+    "d9aa6861176de79eaff4a279f8d622a3",
 }
 ALL_VECTORS = [DOC_VECTOR, *(VECTORS["vectors"] if VECTORS else [])]
 
@@ -42,16 +47,20 @@ def test_vector_decrypts_and_re_encrypts_byte_for_byte(v):
 
 def test_key_is_sha256_of_password():
     import hashlib
-    assert hashlib.sha256(b"testCryptoPassword").hexdigest() == \
-        "199c41243a183f4696aad0fbe4cf44490111bf9f73767aaa31016a9b6a1ec0d2"
+
+    assert (
+        hashlib.sha256(b"testCryptoPassword").hexdigest()
+        == "199c41243a183f4696aad0fbe4cf44490111bf9f73767aaa31016a9b6a1ec0d2"
+    )
     assert MessageCipher("testCryptoPassword", "iv=any16_symbols")._key.hex().startswith("199c4124")
 
 
 def test_no_password_elasticio_behaviour():
     cipher = MessageCipher()
     obj = {"body": {"hello": "wörld"}, "headers": {}}
-    expected = (VECTORS or {}).get("no_password", [{}])[0].get("protocol_v1_body_base64") or \
-        "eyJib2R5Ijp7ImhlbGxvIjoid8O2cmxkIn0sImhlYWRlcnMiOnt9fQ=="
+    expected = (VECTORS or {}).get("no_password", [{}])[0].get(
+        "protocol_v1_body_base64"
+    ) or "eyJib2R5Ijp7ImhlbGxvIjoid8O2cmxkIn0sImhlYWRlcnMiOnt9fQ=="
     assert cipher.encrypt(obj, 1) == expected.encode()
     assert cipher.encrypt(obj, 2) == json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     assert cipher.decrypt(expected.encode(), 1) == obj
@@ -80,10 +89,20 @@ def test_lenient_base64_like_node():
 
 
 # Buffer.from(text, "base64").toString("hex") in Node 20.
-@pytest.mark.parametrize(("text", "hex_"), [
-    ("aGk=ignored", "6869"), ("aGkx!", "686931"), ("aGk", "6869"), ("a-_w", "6beff0"), ("YQ==YQ==", "61"),
-    ("aGk x\nMQ", "68693131"), ("Y", ""), ("YW=Jj", "61"), ("aGVsbG8", "68656c6c6f"),
-])
+@pytest.mark.parametrize(
+    ("text", "hex_"),
+    [
+        ("aGk=ignored", "6869"),
+        ("aGkx!", "686931"),
+        ("aGk", "6869"),
+        ("a-_w", "6beff0"),
+        ("YQ==YQ==", "61"),
+        ("aGk x\nMQ", "68693131"),
+        ("Y", ""),
+        ("YW=Jj", "61"),
+        ("aGVsbG8", "68656c6c6f"),
+    ],
+)
 def test_node_b64decode_matches_node(text, hex_):
     assert node_b64decode(text).hex() == hex_
     assert node_b64decode(text.encode()).hex() == hex_
@@ -127,12 +146,30 @@ def test_protocol_version_may_be_a_string_header():
 
 # JSON.stringify; the expected texts were produced by Node 20's JSON.stringify.
 NUMBERS = [
-    (1.0, "1"), (1e21, "1e+21"), (1e-7, "1e-7"), (0.000001, "0.000001"), (123456789012345680000.0,
-     "123456789012345680000"), (1.5, "1.5"), (-0.0, "0"), (math.nan, "null"), (math.inf, "null"),
-    (-math.inf, "null"), (1e300, "1e+300"), (0.1 + 0.2, "0.30000000000000004"), (5e-324, "5e-324"),
-    (1.5e-7, "1.5e-7"), (100.0, "100"), (1e20, "100000000000000000000"), (123e-20, "1.23e-18"),
-    (-2.5e-10, "-2.5e-10"), (4.35, "4.35"), (0.00001234, "0.00001234"), (2.0**53, "9007199254740992"),
-    (1.7976931348623157e308, "1.7976931348623157e+308"), (7, "7"), (True, "true"),
+    (1.0, "1"),
+    (1e21, "1e+21"),
+    (1e-7, "1e-7"),
+    (0.000001, "0.000001"),
+    (123456789012345680000.0, "123456789012345680000"),
+    (1.5, "1.5"),
+    (-0.0, "0"),
+    (math.nan, "null"),
+    (math.inf, "null"),
+    (-math.inf, "null"),
+    (1e300, "1e+300"),
+    (0.1 + 0.2, "0.30000000000000004"),
+    (5e-324, "5e-324"),
+    (1.5e-7, "1.5e-7"),
+    (100.0, "100"),
+    (1e20, "100000000000000000000"),
+    (123e-20, "1.23e-18"),
+    (-2.5e-10, "-2.5e-10"),
+    (4.35, "4.35"),
+    (0.00001234, "0.00001234"),
+    (2.0**53, "9007199254740992"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"),
+    (7, "7"),
+    (True, "true"),
 ]
 
 
@@ -143,9 +180,11 @@ def test_js_number_format(value, text):
 
 
 def test_js_json_strings_keys_and_structure():
-    obj = {"a": "ü\u001f\n\t\b\f\u007f\u2028\"\\/", "b": "\ud800x", "c": [{"d": None}], 1: (1, 2.5)}
-    assert js_json_dumps(obj) == '{"a":"ü\\u001f\\n\\t\\b\\f\u007f\u2028\\"\\\\/","b":"\\ud800x",' \
-                                 '"c":[{"d":null}],"1":[1,2.5]}'
+    obj = {"a": 'ü\u001f\n\t\b\f\u007f\u2028"\\/', "b": "\ud800x", "c": [{"d": None}], 1: (1, 2.5)}
+    assert (
+        js_json_dumps(obj) == '{"a":"ü\\u001f\\n\\t\\b\\f\u007f\u2028\\"\\\\/","b":"\\ud800x",'
+        '"c":[{"d":null}],"1":[1,2.5]}'
+    )
     # same text through the fast path (no floats) and the slow path (a float elsewhere)
     assert js_json_dumps({"s": "\ud800", "n": 1}) == '{"s":"\\ud800","n":1}'
     assert js_json_dumps({"s": "\ud800", "n": 1.0}) == '{"s":"\\ud800","n":1}'

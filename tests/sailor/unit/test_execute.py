@@ -1,4 +1,5 @@
 """elasticio_sailor.execute: the contract's event shapes, message forms, snapshots, init, and no secrets."""
+
 import io
 import json
 import logging
@@ -26,24 +27,39 @@ def test_event_shapes_for_every_kind(fixture_dir, cfg):
 
 
 def test_data_event_carries_id_headers_passthrough_when_set(fixture_dir):
-    msg = {"data": {"a": 1}, "metadata": {"oihUid": "o"}, "headers": {"h": "v"}, "id": "m1",
-           "passthrough": {"step_1": {"x": 1}}}
+    msg = {
+        "data": {"a": 1},
+        "metadata": {"oihUid": "o"},
+        "headers": {"h": "v"},
+        "id": "m1",
+        "passthrough": {"step_1": {"x": 1}},
+    }
     (event,) = execute("echo", msg, {}, component_dir=fixture_dir)
     assert event == {"event": "data", **msg, "attachments": {}}
 
 
-@pytest.mark.parametrize("msg", [{"style": "bare"}, {"data": {"style": "bare"}},
-                                 Message(data={"style": "bare"})])
+@pytest.mark.parametrize(
+    "msg", [{"style": "bare"}, {"data": {"style": "bare"}}, Message(data={"style": "bare"})]
+)
 def test_message_forms(fixture_dir, msg):
     assert execute("returnValue", msg, {}, component_dir=fixture_dir) == [
-        {"event": "data", "data": {"x": 3}, "metadata": {}, "attachments": {}}]
+        {"event": "data", "data": {"x": 3}, "metadata": {}, "attachments": {}}
+    ]
 
 
 def test_error_event_shape_without_stack_and_redacted(fixture_dir, cfg):
     (event,) = execute("raises", {}, cfg, component_dir=fixture_dir)
-    assert event == {"event": "error", "error": {
-        "name": "FixtureError", "message": "401 Unauthorized (token ***, region ***)", "status": 401,
-        "code": "unauthorized", "request_id": "req-1", "headers": {"Authorization": "***"}}}
+    assert event == {
+        "event": "error",
+        "error": {
+            "name": "FixtureError",
+            "message": "401 Unauthorized (token ***, region ***)",
+            "status": 401,
+            "code": "unauthorized",
+            "request_id": "req-1",
+            "headers": {"Authorization": "***"},
+        },
+    }
 
 
 def test_snapshot_is_merged_and_trigger_resumes(fixture_dir):
@@ -70,10 +86,13 @@ def test_init_hook_runs_first_and_its_failure_is_an_error_event(fixture_dir):
 
 def test_emitted_payload_is_copied_at_emit_time_and_must_be_json(tmp_path):
     from .test_component import make_component
-    src = ("def process(self, msg, cfg, snapshot):\n"
-           "    page = {'n': 1}\n    self.emit('data', page)\n"
-           "    page['n'] = 2\n    self.emit('data', page)\n"
-           "    self.emit('data', {'bad': object()})\n")
+
+    src = (
+        "def process(self, msg, cfg, snapshot):\n"
+        "    page = {'n': 1}\n    self.emit('data', page)\n"
+        "    page['n'] = 2\n    self.emit('data', page)\n"
+        "    self.emit('data', {'bad': object()})\n"
+    )
     c, _ = make_component(tmp_path, {"m": src}, {"actions": {"m": {"main": "PKG/m.py"}}})
     events = execute("m", {}, {}, component_dir=c.root)
     assert [e.get("data") for e in events[:2]] == [{"n": 1}, {"n": 2}]
@@ -82,12 +101,17 @@ def test_emitted_payload_is_copied_at_emit_time_and_must_be_json(tmp_path):
 
 def test_component_is_reread_when_component_json_changes(tmp_path):
     from .test_component import make_component
-    c, pkg = make_component(tmp_path, {"m": "def process(self, msg, cfg, snapshot):\n    return {'v': 1}\n"},
-                            {"actions": {"m": {"main": "PKG/m.py"}}})
+
+    c, pkg = make_component(
+        tmp_path,
+        {"m": "def process(self, msg, cfg, snapshot):\n    return {'v': 1}\n"},
+        {"actions": {"m": {"main": "PKG/m.py"}}},
+    )
     assert component_at(c.root) is component_at(c.root)
     first = component_at(c.root)
     (c.root / "component.json").write_text(json.dumps({"actions": {"m2": {"main": f"{pkg}/m.py"}}}))
     import os
+
     os.utime(c.root / "component.json", ns=(1, 1))
     assert component_at(c.root) is not first
     assert execute("m2", {}, {}, component_dir=c.root)[0]["data"] == {"v": 1}

@@ -1,4 +1,5 @@
 """JSON-lines logs with ids, LOG_LEVEL, and redaction of secrets everywhere a record can carry them."""
+
 import io
 import json
 import logging
@@ -54,8 +55,19 @@ def test_exception_and_extras_are_in_the_line(stream):
     assert "KeyError: 'boom'" in line["exception"] and line["status"] == 500
 
 
-@pytest.mark.parametrize(("raw", "level"), [("debug", 10), ("INFO", 20), ("warn", 30), ("fatal", 50),
-                                            ("trace", 5), ("40", 40), ("nonsense", 20), ("", 20)])
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        ("debug", 10),
+        ("INFO", 20),
+        ("warn", 30),
+        ("fatal", 50),
+        ("trace", 5),
+        ("40", 40),
+        ("nonsense", 20),
+        ("", 20),
+    ],
+)
 def test_log_level_names(raw, level):
     assert level_from_env(raw) == level
 
@@ -76,35 +88,60 @@ def test_log_level_from_environment(monkeypatch):
 def test_redact_keys_values_and_substrings():
     secrets = {"tok-123456"}
     value = {
-        "Authorization": "Bearer tok-123456", "accessToken": "other", "api_key": "k", "PassWord": 5,
-        "clientSecret": "c", "note": "sent tok-123456 and Bearer abcdefgh", "nested": [{"x-api-key": "z"}],
-        "plain": "tok-123456", "count": 3, "empty_token": "", "keep": "keyboard",
+        "Authorization": "Bearer tok-123456",
+        "accessToken": "other",
+        "api_key": "k",
+        "PassWord": 5,
+        "clientSecret": "c",
+        "note": "sent tok-123456 and Bearer abcdefgh",
+        "nested": [{"x-api-key": "z"}],
+        "plain": "tok-123456",
+        "count": 3,
+        "empty_token": "",
+        "keep": "keyboard",
     }
     out = redact(value, secrets)
     assert out == {
-        "Authorization": MASK, "accessToken": MASK, "api_key": MASK, "PassWord": MASK, "clientSecret": MASK,
-        "note": f"sent {MASK} and Bearer {MASK}", "nested": [{"x-api-key": MASK}], "plain": MASK, "count": 3,
-        "empty_token": "", "keep": "keyboard",
+        "Authorization": MASK,
+        "accessToken": MASK,
+        "api_key": MASK,
+        "PassWord": MASK,
+        "clientSecret": MASK,
+        "note": f"sent {MASK} and Bearer {MASK}",
+        "nested": [{"x-api-key": MASK}],
+        "plain": MASK,
+        "count": 3,
+        "empty_token": "",
+        "keep": "keyboard",
     }
     assert value["accessToken"] == "other"  # a copy, the input is untouched
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("GET /x?access_token=abc&b=1", f"GET /x?access_token={MASK}&b=1"),
-    ("{'token': 'ab', 'n': 1}", f"{{'token': '{MASK}', 'n': 1}}"),
-    ('{"clientSecret":"xyz","a":"b"}', f'{{"clientSecret":"{MASK}","a":"b"}}'),
-    ("Authorization: Bearer abc.def", f"Authorization: Bearer {MASK}"),
-    ("password=hunter2 user=bob", f"password={MASK} user=bob"),
-    ("tokens are counted", "tokens are counted"),
-    ("amqp://guest:guest-pw@127.0.0.1:5672/", f"amqp://guest:{MASK}@127.0.0.1:5672/"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET /x?access_token=abc&b=1", f"GET /x?access_token={MASK}&b=1"),
+        ("{'token': 'ab', 'n': 1}", f"{{'token': '{MASK}', 'n': 1}}"),
+        ('{"clientSecret":"xyz","a":"b"}', f'{{"clientSecret":"{MASK}","a":"b"}}'),
+        ("Authorization: Bearer abc.def", f"Authorization: Bearer {MASK}"),
+        ("password=hunter2 user=bob", f"password={MASK} user=bob"),
+        ("tokens are counted", "tokens are counted"),
+        ("amqp://guest:guest-pw@127.0.0.1:5672/", f"amqp://guest:{MASK}@127.0.0.1:5672/"),
+    ],
+)
 def test_redact_text_patterns(text, expected):
     assert redact(text) == expected
 
 
 def test_secret_values_from_credential_fields_and_key_names():
-    cfg = {"accessToken": "abcd-token", "user": "someone-public", "region": "region-secret", "short": "ab",
-           "nested": {"client_secret": "nested-secret"}, "timeout": 30}
+    cfg = {
+        "accessToken": "abcd-token",
+        "user": "someone-public",
+        "region": "region-secret",
+        "short": "ab",
+        "nested": {"client_secret": "nested-secret"},
+        "timeout": 30,
+    }
     assert secret_values(cfg, ["region", "short"]) == {"abcd-token", "region-secret", "nested-secret"}
     urls = {"otherServer": "http://127.0.0.1:9/api", "proxy": "https://u:pass-word@proxy.example"}
     assert secret_values(urls, ["otherServer", "proxy"]) == {"pass-word"}

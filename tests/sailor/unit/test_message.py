@@ -1,4 +1,5 @@
 """Message.from_any / to_dict: the three accepted input forms and the emitted shape."""
+
 from elasticio_sailor import Message
 
 
@@ -8,10 +9,24 @@ def test_from_any_keeps_a_message():
 
 
 def test_from_any_message_dict_takes_every_field():
-    m = Message.from_any({"data": {"a": 1}, "metadata": {"m": 1}, "attachments": {"f": {}},
-                          "headers": {"h": "v"}, "id": "i1", "passthrough": {"s": {}}})
+    m = Message.from_any(
+        {
+            "data": {"a": 1},
+            "metadata": {"m": 1},
+            "attachments": {"f": {}},
+            "headers": {"h": "v"},
+            "id": "i1",
+            "passthrough": {"s": {}},
+        }
+    )
     assert (m.data, m.metadata, m.attachments, m.headers, m.id, m.passthrough) == (
-        {"a": 1}, {"m": 1}, {"f": {}}, {"h": "v"}, "i1", {"s": {}})
+        {"a": 1},
+        {"m": 1},
+        {"f": {}},
+        {"h": "v"},
+        "i1",
+        {"s": {}},
+    )
 
 
 def test_from_any_bare_dict_is_the_data():

@@ -1,4 +1,5 @@
 """run_process and friends: every return style, every emit kind, errors, `end` once, emit failures."""
+
 import threading
 
 import pytest
@@ -44,11 +45,14 @@ def run(fixture_dir, function, msg=None, cfg=None, snapshot=None, **kw):
     return rec, outcome
 
 
-@pytest.mark.parametrize(("style", "expected"), [
-    ("message", Message(data={"x": 1}, metadata={"recordUid": "r1"}, id="m1")),
-    ("dict", Message(data={"x": 2}, metadata={"m": True})),
-    ("bare", Message(data={"x": 3})),
-])
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("message", Message(data={"x": 1}, metadata={"recordUid": "r1"}, id="m1")),
+        ("dict", Message(data={"x": 2}, metadata={"m": True})),
+        ("bare", Message(data={"x": 3})),
+    ],
+)
 def test_returned_value_is_emitted_as_data_then_end(fixture_dir, style, expected):
     rec, outcome = run(fixture_dir, "returnValue", {"style": style})
     assert rec.events == [("data", expected), ("end", None)]
@@ -84,10 +88,13 @@ def test_async_generator_items_are_emitted(fixture_dir):
 
 def test_emits_from_other_threads_are_serialised(fixture_dir, tmp_path):
     from .test_component import make_component
-    src = ("from concurrent.futures import ThreadPoolExecutor\n"
-           "def process(self, msg, cfg, snapshot):\n"
-           "    with ThreadPoolExecutor(4) as pool:\n"
-           "        list(pool.map(lambda i: self.emit('data', {'i': i}), range(50)))\n")
+
+    src = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def process(self, msg, cfg, snapshot):\n"
+        "    with ThreadPoolExecutor(4) as pool:\n"
+        "        list(pool.map(lambda i: self.emit('data', {'i': i}), range(50)))\n"
+    )
     c, _ = make_component(tmp_path, {"m": src}, {"actions": {"m": {"main": "PKG/m.py"}}})
     active, overlaps = [], []
 
@@ -104,13 +111,28 @@ def test_emits_from_other_threads_are_serialised(fixture_dir, tmp_path):
 
 def test_every_emit_kind_and_a_single_end(fixture_dir, cfg):
     rec, outcome = run(fixture_dir, "selfEmit", cfg=cfg)
-    assert rec.kinds == ["data", "data", "snapshot", "updateSnapshot", "rebound", "updateKeys", "httpReply",
-                         "error", "end", "data"]
+    assert rec.kinds == [
+        "data",
+        "data",
+        "snapshot",
+        "updateSnapshot",
+        "rebound",
+        "updateKeys",
+        "httpReply",
+        "error",
+        "end",
+        "data",
+    ]
     payloads = [p for _, p in rec.events]
     assert payloads[0] == Message(data={"n": 1})
     assert payloads[1] == Message(data={"n": 2}, metadata={"k": "v"})
-    assert payloads[2:7] == [{"a": 1}, {"b": 2}, "busy", {"oauth": {"refresh": "new"}},
-                             {"statusCode": 201, "body": "ok", "headers": {"x": "y"}}]
+    assert payloads[2:7] == [
+        {"a": 1},
+        {"b": 2},
+        "busy",
+        {"oauth": {"refresh": "new"}},
+        {"statusCode": 201, "body": "ok", "headers": {"x": "y"}},
+    ]
     assert payloads[7] == {"name": "Soft", "message": "not fatal", "code": 7}
     assert payloads[9] == Message(data={"n": 3})  # emitted after end: still delivered, no second end
     assert outcome.errors == 1 and outcome.emitted == 10
@@ -131,8 +153,11 @@ def test_exception_becomes_redacted_error_with_details(fixture_dir, cfg):
 
 
 def test_module_without_process_and_broken_import_become_errors(fixture_dir):
-    for function, name in (("noProcess", "ComponentError"), ("brokenImport", "ImportError"),
-                           ("missingMain", "ComponentError")):
+    for function, name in (
+        ("noProcess", "ComponentError"),
+        ("brokenImport", "ImportError"),
+        ("missingMain", "ComponentError"),
+    ):
         rec, _ = run(fixture_dir, function)
         assert rec.kinds == ["error", "end"], function
         assert rec.events[0][1]["name"] == name
@@ -140,9 +165,12 @@ def test_module_without_process_and_broken_import_become_errors(fixture_dir):
 
 def test_msg_cfg_and_snapshot_are_copies(fixture_dir, tmp_path):
     from .test_component import make_component
-    src = ("def process(self, msg, cfg, snapshot):\n"
-           "    cfg['changed'] = True\n    snapshot['changed'] = True\n"
-           "    return {'flow': self.get_flow_variables(), 'cfg': self.getConfig()}\n")
+
+    src = (
+        "def process(self, msg, cfg, snapshot):\n"
+        "    cfg['changed'] = True\n    snapshot['changed'] = True\n"
+        "    return {'flow': self.get_flow_variables(), 'cfg': self.getConfig()}\n"
+    )
     c, _ = make_component(tmp_path, {"m": src}, {"actions": {"m": {"main": "PKG/m.py"}}})
     cfg, snap = {"a": 1}, {"s": 1}
     rec = Recorder()
@@ -153,6 +181,7 @@ def test_msg_cfg_and_snapshot_are_copies(fixture_dir, tmp_path):
 
 def test_unknown_emit_kind_is_an_error_of_the_component(fixture_dir, tmp_path):
     from .test_component import make_component
+
     src = "def process(self, msg, cfg, snapshot):\n    self.emit('dataa', {})\n"
     c, _ = make_component(tmp_path, {"m": src}, {"actions": {"m": {"main": "PKG/m.py"}}})
     rec = Recorder()
@@ -225,6 +254,7 @@ def test_verify_results(fixture_dir, tmp_path):
     failed = run_verify(c, {"apiSecretValue": SECRET})
     assert failed == {"verified": False, "reason": "HTTP 401 for token ***"}
     from .test_component import make_component
+
     bare, _ = make_component(tmp_path, {}, {"actions": {}})
     assert run_verify(bare, {}) == {"verified": True}
 
