@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -329,13 +330,14 @@ def valid_snapshot_update(payload: Any) -> bool:
     return True
 
 
-class BaseDialect:
+class BaseDialect(ABC):
     """The behaviour both dialects share; a dialect subclasses it and fills in the hooks.
 
-    Hooks: `_decode` (the body's bytes as a payload), `_data_message` (a data event's wire body and
-    headers), `_route` (exchange and routing key per kind), `_startup_headers`, and the events whose
-    rules differ (`_rebound`, `_update_keys`, `_remember_snapshot`, `_snapshot_headers`). Each dialect
-    builds its identity headers and passes them to `_outgoing_headers` from its `prepare`.
+    A dialect must implement `start`, `prepare` (reading its identity, and passing it to
+    `_outgoing_headers`), `stop`, `_route` (exchange and routing key per kind), `_data_message` (a data
+    event's wire body and headers), `_startup_headers`, `_rebound`, `_update_keys` and
+    `_remember_snapshot`; it may override `_decode` (the body's bytes as a payload), `on_end` and
+    `_snapshot_headers`.
     """
 
     name: str
@@ -363,31 +365,44 @@ class BaseDialect:
         }
 
     # --- hooks -----------------------------------------------------------------------------------
+    @abstractmethod
+    def start(self, component: Any) -> None:
+        """Runs once before consuming: fetch step data, run start-up hooks. Raising aborts start-up."""
+
+    @abstractmethod
+    def prepare(self, delivery: Delivery) -> Execution:
+        """Decode one delivery (see `_decode_delivery`). Raises RejectMessage for an undecodable one."""
+
     def _decode(self, delivery: Delivery, version: int) -> Any:
         return self.cipher.decrypt(delivery.body, version)
 
+    @abstractmethod
     def _route(self, kind: str, execution: Execution | None) -> tuple[str, str]:
         """(exchange, routing key) of "data" (its default), "error", "rebound", "snapshot" and "reply"
         (the exchange replies go to; the key is the input's reply_to)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _data_message(
         self, execution: Execution, msg: Message
     ) -> tuple[dict[str, Any], dict[str, Any], list[Publication]]:
         """A data event's wire body, its AMQP headers, and what is published before it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _startup_headers(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The headers of a start-up error, which has no delivery."""
 
+    @abstractmethod
     def _rebound(self, execution: Execution, payload: Any) -> list[Publication]:
-        raise NotImplementedError
+        """Send the input again later, or the error "Rebound limit exceeded"."""
 
+    @abstractmethod
     def _update_keys(self, execution: Execution, payload: Any) -> list[Publication]:
-        raise NotImplementedError
+        """The component's refreshed credentials (elastic.io stores them through its API)."""
 
+    @abstractmethod
     def _remember_snapshot(self, payload: Any, replace: bool) -> None:
-        """A dialect that serves the snapshot itself keeps the emitted one (elastic.io)."""
+        """Keep an emitted snapshot (`replace`) or update (merge) for the next message, if the dialect
+        serves it itself."""
 
     def _snapshot_headers(self, execution: Execution, event: str) -> dict[str, Any]:
         return {}
@@ -400,8 +415,9 @@ class BaseDialect:
     def on_end(self, execution: Execution) -> list[Publication]:
         return []
 
+    @abstractmethod
     def stop(self) -> None:
-        """Nothing to release by default."""
+        """Runs once at shutdown, after the last delivery is settled."""
 
     # --- incoming --------------------------------------------------------------------------------
     def _decode_delivery(self, delivery: Delivery) -> tuple[dict[str, Any], int]:

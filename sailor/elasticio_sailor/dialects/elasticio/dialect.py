@@ -137,6 +137,9 @@ class ElasticioDialect(BaseDialect):
     def _startup_headers(self) -> dict[str, Any]:
         return {**self.additional_headers, **self._identity_headers()}
 
+    def stop(self) -> None:
+        """Nothing to release: the API session closes with the process."""
+
     # --- incoming --------------------------------------------------------------------------------
     def prepare(self, delivery: Delivery) -> Execution:
         payload, version = self._decode_delivery(delivery)

@@ -452,6 +452,9 @@ class OihDialect(BaseDialect):
         exchange, routing_key = self._route("rebound", execution)
         return [Publication(exchange, routing_key, delivery.body, headers, props, kind="rebound")]
 
+    def _remember_snapshot(self, payload: Any, replace: bool) -> None:
+        """Nothing to keep: the snapshots service stores it, and the next message fetches it there."""
+
     def _snapshot_headers(self, execution: Execution, event: str) -> dict[str, Any]:
         token: OrchestratorToken = execution.state["token"]
         if event == "updateSnapshot":
