@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 
-from lib import inputs
+from lib import inputs, step_fields
 from lib.intercom import answers, auth_retry, pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
@@ -41,15 +41,14 @@ from lib.intercom.errors import ConfigurationError, ValidationError
 if TYPE_CHECKING:  # jsonschema itself is imported when first needed (SchemaValidator.reference)
     from jsonschema import exceptions as js_exceptions
 
-__all__ = ["EMIT_BEHAVIOURS", "ConfigurationError", "Operation", "ValidationError"]
+__all__ = ["ConfigurationError", "Operation", "ValidationError"]
 
 log = logging.getLogger("lib.operation")
 
 COMPONENT_ROOT = Path(__file__).resolve().parents[1]
-EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
-_pagination_styles = pagination.STYLES
+_pagination_styles = pagination.STYLES  # `pagination` is also the name of an Operation argument
 
 
 _validators: dict[str, SchemaValidator] = {}
@@ -246,23 +245,6 @@ def _message_parts(msg: Any) -> tuple[Any, dict[str, Any]]:
     return ({} if data is None else data), (metadata if isinstance(metadata, dict) else {})
 
 
-def emit_behaviour(cfg: dict[str, Any]) -> str:
-    """The ``emitBehaviour`` step field (default ``emitPage``); a clear error for anything else."""
-    value = cfg.get("emitBehaviour")
-    if value in (None, ""):
-        return "emitPage"
-    if value in EMIT_BEHAVIOURS:
-        return value
-    if isinstance(value, str):
-        for known in EMIT_BEHAVIOURS:
-            if value.strip().lower() == known.lower():
-                return known
-    raise ConfigurationError(
-        f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}; got {str(value)[:40]!r}",
-        field="emitBehaviour",
-    )
-
-
 class Operation:
     """One Intercom REST operation, declared by a generated action module."""
 
@@ -434,7 +416,7 @@ class Operation:
         if unreadable:  # metadata travels on to the outgoing message
             raise ValidationError(self.action_id, unreadable)
         data = self.prepare(data, cfg)
-        behaviour = emit_behaviour(cfg) if self.items_key else None
+        behaviour = step_fields.emit_behaviour(cfg, "emitPage") if self.items_key else None  # actions: pages
         request = self.build(data)
         client = IntercomClient.from_cfg(cfg)
         if self.items_key:
