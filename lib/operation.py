@@ -365,7 +365,7 @@ class Operation:
         return [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
 
     def build(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The client arguments (method, path, params, headers, json) for validated data."""
+        """The client arguments for validated data: path, params, headers, json (spread into the call)."""
         path = self.path
         if self.path_params:
             missing = [n for n in self.path_params if data.get(n) in (None, "")]
@@ -440,14 +440,7 @@ class Operation:
     def _single_message(
         self, client: IntercomClient, request: dict[str, Any], data: dict[str, Any], metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        response = client.request(
-            self.method,
-            request["path"],
-            params=request["params"],
-            json=request["json"],
-            headers=request["headers"],
-            idempotent=self.idempotent,
-        )
+        response = client.request(self.method, **request, idempotent=self.idempotent)
         content = response.content
         status = response.status_code
         if self.response == "binary":
@@ -496,24 +489,14 @@ class Operation:
         if self.pagination:
             yield from client.paginate(
                 self.method,
-                request["path"],
+                **request,
                 style=self.pagination,
-                params=request["params"],
-                json=request["json"],
-                headers=request["headers"],
                 items_key=self.items_key or "data",
                 logger=logger,
                 max_pages=limit,
             )
         else:
-            page = client.request_json(
-                self.method,
-                request["path"],
-                params=request["params"],
-                json=request["json"],
-                headers=request["headers"],
-                idempotent=self.idempotent,
-            )
+            page = client.request_json(self.method, **request, idempotent=self.idempotent)
             if page is not None:
                 answers.page(page, self.items_key or "data", method=self.method, path=request["path"])
             yield page

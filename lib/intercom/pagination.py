@@ -229,17 +229,7 @@ class ScrollPager(_Pager):
                 f"try again later. Intercom said: {error.message}"
             )
             code = "scroll_in_progress"
-        return PaginationError(
-            message,
-            status=error.status,
-            code=code,
-            request_id=error.request_id,
-            errors=error.errors,
-            method=error.method,
-            path=error.path,
-            attempts=error.attempts,
-            retryable=True,
-        )
+        return PaginationError(message, **{**error.fields(), "code": code, "retryable": True})
 
 
 PAGERS: dict[str, type[_Pager]] = {
