@@ -7,8 +7,10 @@ sent. The sailor reports that error alike wherever it is raised (an ``error`` ev
 and ``to_dict()``, which carries ``field``), so an action and a trigger given the same bad value say the
 same thing.
 
-Choices (``emitBehaviour``) are matched regardless of case and surrounding blanks, as a user of an
-integration platform types them, and come back in their own spelling.
+The rules: ``choice`` (``emitBehaviour`` through ``emit_behaviour``, a ticket trigger's state), matched
+regardless of case and surrounding blanks, as a user of an integration platform types them, and answered
+in its own spelling; ``integer``/``whole_number`` (maxPages, maxRetries, pageSize, lagSeconds, assignee
+ids); ``number`` (requestTimeout); ``finite_number`` (startTime's epoch form); ``flag`` (checkboxes).
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def emit_behaviour(cfg: dict[str, Any], default: str) -> str:
     """How a list becomes messages (one of EMIT_BEHAVIOURS); the default is the caller's (actions emit pages,
     triggers objects)."""
     return choice(cfg, EMIT_BEHAVIOUR, EMIT_BEHAVIOURS, default)
+
+
+def flag(cfg: dict[str, Any], name: str) -> bool:
+    """A checkbox step field: ticked is ``true`` (the UI's form), or text such as "true", "1", "yes", "on"."""
+    value = cfg.get(name)
+    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 def finite_number(value: Any, name: str) -> float:
