@@ -54,8 +54,10 @@ from bench import at_least_one
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PEER_DIR = REPO.parent / "shared" / "peers" / "intercom-component-original"
-PEER_DIR_ALT = Path("/work/shared/peers/intercom-component-original")
+# the original component beside the repository (../shared), or where INTERCOM_PEER_DIR says
+PEER_DIR = Path(
+    os.environ.get("INTERCOM_PEER_DIR") or REPO.parent / "shared" / "peers" / "intercom-component-original"
+)
 INTERCOM_TOKEN = "bench-intercom-token-0123456789"  # noqa: S105 - the fake's token, not a secret
 SECRET_ID = "bench-secret-1"  # noqa: S105 - an id
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -334,14 +336,13 @@ def stop(proc: subprocess.Popen) -> None:
 # --- OIH: ours and the original ----------------------------------------------------------------------
 def install_original(workdir: Path) -> Path:
     """`npm ci --omit=dev` of the original component in a temporary copy; the ferryman's runGlobal.js."""
-    source = next((p for p in (PEER_DIR, PEER_DIR_ALT) if p.is_dir()), None)
-    if source is None:
+    if not PEER_DIR.is_dir():
         raise SystemExit(
-            f"the original component is not at {PEER_DIR} nor {PEER_DIR_ALT} "
-            "(see ../shared/peers/README.md); --only ours runs without it"
+            f"the original component is not at {PEER_DIR} (set INTERCOM_PEER_DIR to where it is); "
+            "--only ours runs without it"
         )
     target = workdir / "intercom-component-original"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(PEER_DIR, target, ignore=shutil.ignore_patterns("node_modules"))
     for path in [target, *target.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     npm = shutil.which("npm")
