@@ -10,6 +10,7 @@ in a fresh interpreter.
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,27 @@ def test_no_import_circle() -> None:
 )  # that one runs the CLI
 def test_each_module_imports_alone(module: str) -> None:
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=60)
+
+
+def test_the_worker_imports_only_the_dialect_that_runs() -> None:
+    """Each dialect pulls its own dependencies; the one that does not run must cost no start-up time."""
+    probe = (
+        "import json, sys\n"
+        "from elasticio_sailor.worker import select_dialect\n"
+        "before = set(sys.modules)\n"
+        "try:\n"
+        "    select_dialect({'ELASTICIO_FLOW_ID': 'f'})\n"
+        "except ValueError:\n"
+        "    pass\n"  # the elastic.io settings are incomplete: importing its dialect is what counts
+        "loaded = set(sys.modules)\n"
+        "prefixes = ('elasticio_sailor.dialects.', 'jwt')\n"
+        "ours = lambda names: sorted(m for m in names if m.startswith(prefixes))\n"
+        "print(json.dumps(ours(loaded)))\n"
+        "print(json.dumps(ours(before)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    after_select, at_import = (json.loads(line) for line in result.stdout.splitlines())
+    assert at_import == ["elasticio_sailor.dialects.base"]
+    assert "elasticio_sailor.dialects.elasticio.dialect" in after_select
+    assert not [m for m in after_select if ".oih" in m or m == "jwt"], after_select
