@@ -26,7 +26,7 @@ def test_new_uuid_is_a_random_uuid4_string():
         assert str(parsed) == text
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.requires(hasattr(os, "fork"), reason="needs fork")
 def test_new_uuid_differs_in_a_forked_child():
     new_uuid()  # the parent has a buffer now
     read, write = os.pipe()
@@ -92,7 +92,7 @@ def test_worker_pool_runs_tasks_and_finishes_the_queue_on_shutdown():
     WorkerPool(3, task).shutdown()  # never started: nothing to join
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
+@pytest.mark.requires(hasattr(os, "sched_getaffinity"), reason="Linux only")
 def test_cpu_affinity_values():
     allowed = os.sched_getaffinity(0)
     assert cpu_affinity("off") is None and cpu_affinity("OFF ") is None

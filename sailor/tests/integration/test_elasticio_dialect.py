@@ -19,8 +19,7 @@ from elasticio_sailor.dialect import (
 from elasticio_sailor.elasticio import ElasticioDialect
 from elasticio_sailor.message import Message
 from elasticio_sailor.settings import read_elasticio
-
-from .harness import CIPHER, IV, PASSWORD
+from elasticio_sailor.testing.elasticio import CIPHER, IV, PASSWORD
 
 ENV = {
     "ELASTICIO_FLOW_ID": "flow",

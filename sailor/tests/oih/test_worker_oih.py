@@ -15,21 +15,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from tests.oih.fake_oih import FakeOih
-from tests.oih.harness import (
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.fake_oih import FakeOih
+from elasticio_sailor.testing.oih import (
     DATA_KEY,
     ERROR_KEY,
-    REPO,
     STATE_KEY,
-    Broker,
-    Topology,
+    OihTopology,
     make_token,
-    start_worker,
+    orchestrator_message,
     token_claims,
-    wait_consuming,
 )
-from tools.fake_intercom import FakeIntercom
+from elasticio_sailor.testing.process import start_sailor
+
+from .harness import TWIN_DIR
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,17 +43,16 @@ def fingerprint(token: str) -> str:
 def oih(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory):
     """(broker, fake services, worker) shared by the module."""
     with FakeOih() as services:
-        broker = Broker(Topology())
-        broker.setup()
+        broker = Broker(OihTopology())
         log = tmp_path_factory.mktemp("oih") / "worker.log"
-        worker = start_worker(broker.topo.env(services_url=services.url), log)
+        worker = start_sailor(broker.topo.env(services_url=services.url), TWIN_DIR, log)
         try:
-            wait_consuming(broker, worker)
+            broker.wait_consuming(worker)
             yield broker, services, worker
         finally:
             code = worker.stop()
-            broker.teardown()
-            assert code == 0, worker.log()[-3000:]
+            broker.close()
+            assert code == 0, worker.logs()[-3000:]
 
 
 def send(
@@ -63,7 +61,9 @@ def send(
     """Send one orchestrator message; returns (messageId, token)."""
     mid = str(uuid.uuid4())
     token = make_token(**token_claims(broker.topo.flow_id, broker.topo.step_id, function, **claims))
-    broker.send(body, token=token, headers={"messageId": mid, **(headers or {})})
+    broker.publish(
+        *orchestrator_message(broker.topo, body, token=token, headers={"messageId": mid, **(headers or {})})
+    )
     return mid, token
 
 
@@ -135,21 +135,25 @@ def test_a_token_message_runs_with_the_secret_and_publishes_to_the_backchannel(o
     assert req.authorization == "Bearer iam-token-for-tests"
     everything = b"".join(c.body for c in outputs) + json.dumps([c.headers for c in outputs]).encode()
     assert b"intercom-access-token-1" not in everything
-    assert "intercom-access-token-1" not in worker.log()
+    assert "intercom-access-token-1" not in worker.logs()
 
 
 def test_messages_without_a_usable_token_are_rejected_and_the_worker_goes_on(oih) -> None:
     broker, _, worker = oih
     no_token, bad_token = str(uuid.uuid4()), str(uuid.uuid4())
-    broker.send({"data": {}}, token=None, headers={"messageId": no_token})
-    broker.send({"data": {}}, token="not-a-jwt", headers={"messageId": bad_token})
+    broker.publish(
+        *orchestrator_message(broker.topo, {"data": {}}, token=None, headers={"messageId": no_token})
+    )
+    broker.publish(
+        *orchestrator_message(broker.topo, {"data": {}}, token="not-a-jwt", headers={"messageId": bad_token})
+    )
     mid, _ = send(broker, "echoTwist", {"data": {"after": True}})
     outputs = broker.wait_done(mid)
     assert by_key(outputs, DATA_KEY)[0].json["data"]["after"] is True
     assert broker.settlement(no_token) == "rejected" and broker.settlement(bad_token) == "rejected"
     assert broker.for_input(no_token) == [] and broker.for_input(bad_token) == []
     assert all(c.headers.get("parentMessageId") not in (no_token, bad_token) for c in broker.drain())
-    log = worker.log()
+    log = worker.logs()
     assert "no usable orchestratorToken (message has no orchestratorToken header)" in log
     assert "orchestratorToken is not a decodable JWT" in log
     assert worker.alive()
@@ -275,55 +279,24 @@ def test_rebound_goes_to_the_node_exchange_with_a_doubling_expiration(oih) -> No
     assert broker.settlement(mid) == "acked"
 
 
-@pytest.mark.timeout(120)
-def test_a_real_intercom_action_with_the_oih_secret(rabbitmq: str, tmp_path: Path) -> None:
-    """The connector itself (repo root) in the OIH dialect against the fake Intercom."""
-    with FakeIntercom(token="ic-oauth-token-42") as intercom, FakeOih() as services:
-        services.add_oauth_secret("ic-secret", "ic-oauth-token-42")
-        broker = Broker(Topology())
-        broker.setup()
-        env = broker.topo.env(services_url=services.url)
-        worker = start_worker(env, tmp_path / "worker.log", component=REPO)
-        try:
-            wait_consuming(broker, worker)
-            mid, _ = send(
-                broker,
-                "listAdmins",
-                {"data": {}},
-                secretId="ic-secret",
-                fields={"server": "custom", "otherServer": intercom.url},
-            )
-            outputs = broker.wait_done(mid, timeout=30)
-            (data,) = by_key(outputs, DATA_KEY)
-            assert data.json["data"]["type"] == "admin.list" and data.json["data"]["admins"]
-            (req,) = [r for r in intercom.requests if r.path == "/admins"]
-            assert req.header("Authorization") == "Bearer ic-oauth-token-42"
-            assert broker.settlement(mid) == "acked"
-            assert "ic-oauth-token-42" not in worker.log()
-        finally:
-            worker.stop()
-            broker.teardown()
-
-
 def test_sigterm_finishes_concurrent_messages_then_exits_0(rabbitmq: str, tmp_path: Path) -> None:
     """Prefetch 2 runs two slow messages at once; SIGTERM mid-way loses neither (published, then acked)."""
     with FakeOih() as services:
-        broker = Broker(Topology())
-        broker.setup()
+        broker = Broker(OihTopology())
         env = {**broker.topo.env(services_url=services.url), "ELASTICIO_RABBITMQ_PREFETCH_SAILOR": "2"}
-        worker = start_worker(env, tmp_path / "worker.log")
+        worker = start_sailor(env, TWIN_DIR, tmp_path / "worker.log")
         try:
-            wait_consuming(broker, worker)
+            broker.wait_consuming(worker)
             started = time.monotonic()
             mids = [send(broker, "slowEcho", {"data": {"seconds": 1.5, "i": i}})[0] for i in range(2)]
             time.sleep(0.5)
-            assert worker.stop(timeout=20) == 0, worker.log()[-3000:]
+            assert worker.stop(timeout=20) == 0, worker.logs()[-3000:]
             elapsed = time.monotonic() - started
             for i, mid in enumerate(mids):
                 outputs = broker.wait_done(mid, timeout=5)
                 assert by_key(outputs, DATA_KEY)[0].json["data"] == {"seconds": 1.5, "i": i}
             assert elapsed < 2.9  # concurrent, not 2 x 1.5 s
-            assert broker.count(broker.topo.input_queue) == 0 and broker.dead_letters() == []
+            assert broker.count(broker.topo.input) == 0 and broker.dead_letters() == []
         finally:
             worker.stop()
-            broker.teardown()
+            broker.close()

@@ -1,5 +1,5 @@
-"""Differential test: the real ferryman (npm, running tests/oih/node) against our worker (running its Python
-twin, tests/oih/fixtures/twin), fed the same orchestrator messages and tokens.
+"""Differential test: the real ferryman (npm, running sailor/tests/oih/node) against our worker (running
+its Python twin, sailor/tests/oih/fixtures/twin), fed the same orchestrator messages and tokens.
 
 Both runtimes get their own broker topology (same names, different unique prefix) and their own fake OIH
 services seeded identically. For every input message we compare what was published (exchange role, routing
@@ -21,21 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.oih.fake_oih import FakeOih
-from tests.oih.harness import (
+from elasticio_sailor.testing.amqp import Broker, Captured
+from elasticio_sailor.testing.fake_oih import FakeOih
+from elasticio_sailor.testing.oih import (
     DATA_KEY,
     ERROR_KEY,
     STATE_KEY,
-    Broker,
-    Captured,
-    Topology,
+    OihTopology,
     make_token,
-    start_ferryman,
-    start_worker,
+    orchestrator_message,
     token_claims,
-    wait_consuming,
 )
+from elasticio_sailor.testing.process import start_sailor
+
+from .harness import TWIN_DIR, start_ferryman
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -131,7 +130,7 @@ class Run:
     settlement: dict[str, str] = field(default_factory=dict)
 
 
-def _seed(services: FakeOih, topo: Topology) -> None:
+def _seed(services: FakeOih, topo: OihTopology) -> None:
     services.add_oauth_secret("sec-ok", "intercom-access-token-1")
     services.state.secret_status["sec-broken"] = 500
     services.state.snapshots[(topo.flow_id, topo.step_id)] = {"count": 5}
@@ -147,15 +146,14 @@ def _seed(services: FakeOih, topo: Topology) -> None:
 def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
     try:
         with FakeOih() as services:
-            broker = Broker(Topology())
-            broker.setup()
+            broker = Broker(OihTopology())
             _seed(services, broker.topo)
             env = broker.topo.env(services_url=services.url)
-            start = start_ferryman if kind == "ferryman" else start_worker
-            runtime = start(env, tmp / f"{kind}.log")
+            log = tmp / f"{kind}.log"
+            runtime = start_ferryman(env, log) if kind == "ferryman" else start_sailor(env, TWIN_DIR, log)
             run = Run(broker)
             try:
-                wait_consuming(broker, runtime, timeout=60)
+                broker.wait_consuming(runtime, timeout=60)
                 for sc in SCENARIOS:
                     mid = str(uuid.uuid4())
                     token = None
@@ -168,10 +166,13 @@ def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
                     elif sc.token != "none":
                         token = sc.token
                     raw = json.dumps(sc.body).encode()
-                    broker.send(
-                        raw,
-                        token=token,
-                        headers={"messageId": mid, "execId": "exec-" + mid[:8], **sc.headers},
+                    broker.publish(
+                        *orchestrator_message(
+                            broker.topo,
+                            raw,
+                            token=token,
+                            headers={"messageId": mid, "execId": "exec-" + mid[:8], **sc.headers},
+                        )
                     )
                     run.inputs[sc.name] = (mid, token, raw)
                 runnable = [run.inputs[sc.name][0] for sc in SCENARIOS if sc.token == "valid"]
@@ -181,7 +182,7 @@ def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
                 time.sleep(1.5)  # let trailing publishes (and the ferryman's unawaited ones) arrive
             finally:
                 runtime.stop()
-                run.log = runtime.log()
+                run.log = runtime.logs()
             leftover = broker.leftover_ids()
             dead = broker.dead_ids()
             for sc in SCENARIOS:
@@ -190,7 +191,7 @@ def _run(kind: str, tmp: Path, result: dict[str, Run | BaseException]) -> None:
                 run.settlement[sc.name] = (
                     "rejected" if mid in dead else "unsettled" if mid in leftover else "acked"
                 )
-            broker.teardown()
+            broker.close()
             result[kind] = run
     except BaseException as exc:  # reported by the fixture
         result[kind] = exc

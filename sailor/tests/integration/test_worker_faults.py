@@ -18,11 +18,14 @@ from urllib.parse import urlsplit
 
 import pika
 import pytest
+from elasticio_sailor.testing.amqp import Broker, amqp_url
+from elasticio_sailor.testing.elasticio import CIPHER, decode, input_message
+from elasticio_sailor.testing.oih import DATA_KEY, OihTopology, make_token, orchestrator_message, token_claims
+from elasticio_sailor.testing.process import WorkerProcess, start_sailor
+from elasticio_sailor.testing.proxy import FaultProxy, proxied_url
 
-from tests.oih import harness as oih
-
-from .faults import FaultProxy
-from .harness import AMQP_URL, CIPHER, Broker, WorkerProcess, decode, input_message, proxied_url
+TWIN = Path(__file__).resolve().parents[1] / "oih" / "fixtures" / "twin"  # the OIH tests' Python component
+AMQP_URL = amqp_url()
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -120,7 +123,7 @@ def wait_until_done(
 
 
 def input_count(broker: Broker) -> Callable[[], int]:
-    return lambda: broker.count(broker.input)
+    return lambda: broker.count(broker.topo.input)
 
 
 def report(name: str, n: int, counts: Counter[int]) -> tuple[list[int], int]:
@@ -137,9 +140,9 @@ def finish(worker: WorkerProcess, broker: Broker) -> None:
     """SIGTERM: exit 0 with nothing left in the input queue (all acked). FAULT_LOG_DIR=dir keeps the log."""
     code = worker.terminate(30)
     if os.environ.get("FAULT_LOG_DIR"):
-        shutil.copy(worker.log_path, Path(os.environ["FAULT_LOG_DIR"]) / f"{broker.name}.log")
+        shutil.copy(worker.log_path, Path(os.environ["FAULT_LOG_DIR"]) / f"{broker.topo.prefix}.log")
     assert code == 0, worker.logs()[-3000:]
-    assert broker.count(broker.input) == 0
+    assert broker.count(broker.topo.input) == 0
 
 
 def proxied_worker(start_worker, proxy: FaultProxy, broker: Broker, **env) -> WorkerProcess:
@@ -212,7 +215,7 @@ def test_resets_and_an_accept_then_reset_storm_lose_nothing_and_never_stall(
     # A duplicate still unacked at that reset is back in the queue: the next worker takes it.
     fault_proxy.mode = "pass"
     successor = proxied_worker(start_worker, fault_proxy, broker, ELASTICIO_RABBITMQ_PREFETCH_SAILOR=10)
-    outputs.wait_for(lambda: broker.count(broker.input) == 0, 30)
+    outputs.wait_for(lambda: broker.count(broker.topo.input) == 0, 30)
     finish(successor, broker)
     outputs.close()
 
@@ -270,8 +273,8 @@ def test_sigterm_with_prefetch_4_and_slow_calls_leaves_each_input_done_or_queued
     assert outputs.wait_count(40, 60), worker.logs()[-3000:]
     assert worker.terminate(30) == 0, worker.logs()[-3000:]
     outputs.wait_for_time(1.0)
-    left = broker.count(broker.input)
-    queued = [CIPHER.decrypt(raw, 1)["body"]["i"] for _, _, raw in broker.get_all(broker.input, left)]
+    left = broker.count(broker.topo.input)
+    queued = [CIPHER.decrypt(raw, 1)["body"]["i"] for _, _, raw in broker.get_all(broker.topo.input, left)]
     done = set(outputs.counts)
     print(f"\nFAULT-STATS sigterm-prefetch-4: inputs={n} processed={len(done)} queued={len(queued)}")
     assert done.isdisjoint(queued), "an input was both processed (acked) and left in the queue"
@@ -283,37 +286,41 @@ def test_sigterm_with_prefetch_4_and_slow_calls_leaves_each_input_done_or_queued
 def test_oih_inputs_sharing_a_message_id_are_all_processed_across_reconnects(fault_proxy, tmp_path: Path):
     """The same guarantee in the OIH dialect: ten inputs per messageId, the connection reset three times."""
     n = 1000
-    broker = oih.Broker(oih.Topology())
-    broker.setup()
+    broker = Broker(OihTopology())
     env = broker.topo.env(services_url=None)
     env.update(
         ELASTICIO_AMQP_URI=proxied_url(AMQP_URL, fault_proxy.port), ELASTICIO_RABBITMQ_PREFETCH_SAILOR="10"
     )
-    worker = oih.start_worker(env, tmp_path / "worker.log")
+    worker = start_sailor(env, TWIN, tmp_path / "worker.log")
     outputs = Outputs(
         AMQP_URL,
         broker.topo.capture_queue,
         lambda method, _props, body: (
-            json.loads(body)["data"]["i"] if method.routing_key == oih.DATA_KEY else None
+            json.loads(body)["data"]["i"] if method.routing_key == DATA_KEY else None
         ),
     )
     try:
-        oih.wait_consuming(broker, worker)
-        token = oih.make_token(**oih.token_claims(broker.topo.flow_id, broker.topo.step_id, "slowEcho"))
+        broker.wait_consuming(worker)
+        token = make_token(**token_claims(broker.topo.flow_id, broker.topo.step_id, "slowEcho"))
         for i in range(n):
-            broker.send(
-                {"data": {"i": i, "seconds": 0.02}}, token=token, headers={"messageId": f"up-{i // 10}"}
+            broker.publish(
+                *orchestrator_message(
+                    broker.topo,
+                    {"data": {"i": i, "seconds": 0.02}},
+                    token=token,
+                    headers={"messageId": f"up-{i // 10}"},
+                )
             )
         for reset_at in (250, 500, 750):
-            assert outputs.wait_count(reset_at, 60), worker.log()[-3000:]
+            assert outputs.wait_count(reset_at, 60), worker.logs()[-3000:]
             fault_proxy.reset_all()
-        queued = lambda: broker.count(broker.topo.input_queue)  # noqa: E731
+        queued = lambda: broker.count(broker.topo.input)  # noqa: E731
         wait_until_done(lambda: len(outputs.counts), n, queued, outputs.wait_for_time)
         lost, _ = report("oih-shared-messageIds-3-resets", n, outputs.counts)
         assert lost == [], f"{len(lost)} inputs lost, e.g. {lost[:10]}"
     finally:
         code = worker.stop()
-        left = broker.count(broker.topo.input_queue)
+        left = broker.count(broker.topo.input)
         outputs.close()
-        broker.teardown()
-    assert code == 0 and left == 0, worker.log()[-3000:]
+        broker.close()
+    assert code == 0 and left == 0, worker.logs()[-3000:]

@@ -1,4 +1,4 @@
-"""A TCP proxy on loopback that injects broker faults for the fault tests (and the duplicate measurement).
+"""A TCP proxy on loopback that cuts the worker off the broker: the fault, liveness and reconnect tests.
 
 Why our own: the faults we need are at the TCP level and must be timed by the test: reset every open
 connection (RST, as a crashed load balancer or broker node does), accept a connection and reset it at
@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 Mode = Literal["pass", "reset"]
 _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST instead of FIN
@@ -169,3 +170,10 @@ class FaultProxy:
             self._drop(sock)
             return
         del buffer[:sent]
+
+
+def proxied_url(url: str, port: int) -> str:
+    """The broker URL with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit((parts.scheme, f"{auth}127.0.0.1:{port}", parts.path, parts.query, parts.fragment))

@@ -16,9 +16,8 @@ from elasticio_sailor.dialect import Delivery
 from elasticio_sailor.oih.dialect import OihDialect
 from elasticio_sailor.oih.services import OihServices, SecretCache, SecretError
 from elasticio_sailor.oih.settings import OihSettings, SettingsError
-
-from tests.oih.fake_oih import FakeOih
-from tests.oih.harness import Topology, make_token, token_claims
+from elasticio_sailor.testing.fake_oih import FakeOih
+from elasticio_sailor.testing.oih import OihTopology, make_token, token_claims
 
 
 class Clock:
@@ -129,14 +128,14 @@ class Descriptor:
     }
 
 
-def dialect_for(oih: FakeOih, topo: Topology) -> OihDialect:
+def dialect_for(oih: FakeOih, topo: OihTopology) -> OihDialect:
     env = {**topo.env(services_url=oih.url)}
     dialect = OihDialect(env)
     dialect.start(Descriptor())
     return dialect
 
 
-def delivery(topo: Topology, function: str, **claims: Any) -> Delivery:
+def delivery(topo: OihTopology, function: str, **claims: Any) -> Delivery:
     token = make_token(**token_claims(topo.flow_id, topo.step_id, function, **claims))
     return Delivery(
         body=json.dumps({"data": {"n": 1}}).encode(), headers={"orchestratorToken": token}, properties={}
@@ -144,7 +143,7 @@ def delivery(topo: Topology, function: str, **claims: Any) -> Delivery:
 
 
 def test_the_dialect_fetches_a_secret_once_and_a_snapshot_only_where_it_is_used(oih: FakeOih) -> None:
-    topo = Topology()
+    topo = OihTopology()
     oih.state.snapshots[(topo.flow_id, topo.step_id)] = {"cursor": 7}
     dialect = dialect_for(oih, topo)
     try:
@@ -164,7 +163,7 @@ def test_the_dialect_fetches_a_secret_once_and_a_snapshot_only_where_it_is_used(
 
 
 def test_the_component_reaches_the_dialect_cache_through_credentials_rejected(oih: FakeOih) -> None:
-    topo = Topology()
+    topo = OihTopology()
     dialect = dialect_for(oih, topo)
     try:
         cfg = dialect.prepare(delivery(topo, "act", secretId="s1")).cfg

@@ -14,9 +14,10 @@ from elasticio_sailor.oih.dialect import OihDialect
 from elasticio_sailor.oih.settings import SettingsError, is_oih
 from elasticio_sailor.runner import run_process
 from elasticio_sailor.settings import select_dialect
+from elasticio_sailor.testing.fake_oih import FakeOih
+from elasticio_sailor.testing.oih import make_token, token_claims
 
-from tests.oih.fake_oih import FakeOih
-from tests.oih.harness import TWIN_DIR, make_token, token_claims
+from .harness import TWIN_DIR
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,19 +11,11 @@ import time
 import uuid
 
 import pytest
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import API_KEY, CIPHER, PASSWORD, decode, input_message, worker_env
+from elasticio_sailor.testing.proxy import FaultProxy, proxied_url
 
-from .harness import (
-    API_KEY,
-    CIPHER,
-    FIXTURE,
-    PASSWORD,
-    Broker,
-    FlakyProxy,
-    decode,
-    input_message,
-    proxied_url,
-    worker_env,
-)
+from .conftest import FIXTURE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,7 +28,7 @@ def data_queue(broker: Broker) -> str:
 def test_round_trip_of_every_emit_kind(broker, platform, start_worker, version):
     """data, snapshot, updateSnapshot, updateKeys, httpReply and error, read back and decrypted."""
     out = {kind: broker.queue(kind, kind) for kind in ("data", "snapshot", "error", "reply", "other", "dead")}
-    broker.channel.queue_bind(out["other"], broker.exchange, "custom.key")
+    broker.channel.queue_bind(out["other"], broker.topo.exchange, "custom.key")
     worker = start_worker(ELASTICIO_PROTOCOL_VERSION=version)
     emits = [
         ["data", "$seen"],
@@ -124,7 +116,7 @@ def test_round_trip_of_every_emit_kind(broker, platform, start_worker, version):
     # An error was emitted, so the input is dead-lettered after everything above was published.
     assert broker.get(out["dead"])[2] == body
     assert worker.terminate() == 0
-    assert broker.count(broker.input) == 0
+    assert broker.count(broker.topo.input) == 0
     assert API_KEY not in worker.logs() and "tok-secret-value" not in worker.logs()
 
 
@@ -156,7 +148,7 @@ def test_rebound_doubles_expiration_then_hits_the_limit(broker, start_worker):
     broker.queue(
         "rebounds",
         "rebound",
-        arguments={"x-dead-letter-exchange": broker.exchange, "x-dead-letter-routing-key": "in"},
+        arguments={"x-dead-letter-exchange": broker.topo.exchange, "x-dead-letter-routing-key": "in"},
     )
     start_worker(ELASTICIO_REBOUND_LIMIT=2, ELASTICIO_REBOUND_INITIAL_EXPIRATION=200)
     body, headers = input_message({"emit": [["rebound", "try later"]]})
@@ -198,9 +190,11 @@ def test_heartbeats_continue_during_a_slow_call(broker, start_worker):
     assert second["data"] == {"echo": True}
     logs = worker.logs()
     assert "reconnecting" not in logs and "connection lost" not in logs.lower(), logs[-2000:]
-    assert connection_heartbeats("container-" + broker.name) == ["1"], "the 1 s heartbeat was negotiated"
+    assert connection_heartbeats("container-" + broker.topo.prefix) == ["1"], (
+        "the 1 s heartbeat was negotiated"
+    )
     assert worker.terminate() == 0
-    assert broker.count(broker.input) == 0
+    assert broker.count(broker.topo.input) == 0
 
 
 def test_sigterm_finishes_messages_in_flight(broker, start_worker):
@@ -213,7 +207,7 @@ def test_sigterm_finishes_messages_in_flight(broker, start_worker):
     results = [decode(p, b)["body"]["data"]["i"] for _, p, b in broker.get_all(out, 3, 5)]
     assert sorted(results) == [0, 1, 2]
     assert broker.count(out) == 0
-    assert broker.count(broker.input) == 2, (
+    assert broker.count(broker.topo.input) == 2, (
         "the unstarted ones stay queued, none was lost or acked unprocessed"
     )
     assert "Received SIGTERM" in worker.logs()
@@ -260,15 +254,15 @@ def test_broker_closing_the_connection_loses_no_message(broker, start_worker):
         broker.publish(*input_message({"sleep": 0.3, "emit": [["data", {"data": {"i": i}}]]}))
     outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
     # Two messages are in process() when the broker drops the connection.
-    assert close_worker_connections("container-" + broker.name) == 1
+    assert close_worker_connections("container-" + broker.topo.prefix) == 1
     deadline = time.monotonic() + 60
     while set(outputs) != set(range(n)) and time.monotonic() < deadline:
         outputs.append(decode(*broker.get(out, 30)[1:])["body"]["i"])
     assert set(outputs) == set(range(n)), "every message is processed at least once"
     deadline = time.monotonic() + 20
-    while broker.count(broker.input) and time.monotonic() < deadline:
+    while broker.count(broker.topo.input) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert broker.count(broker.input) == 0
+    assert broker.count(broker.topo.input) == 0
     worker.wait_for_log("re-established", 30)
     logs = worker.logs()
     # The in-flight ones finished on the new connection and settled their redeliveries: no duplicates.
@@ -428,7 +422,7 @@ def proxy(broker):
     from urllib.parse import urlsplit
 
     parts = urlsplit(broker.url)
-    p = FlakyProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    p = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 5672))
     try:
         yield p
     finally:
@@ -444,12 +438,13 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     for i in range(8):
         broker.publish(*input_message({"sleep": 0.4, "emit": [["data", {"data": {"i": i}}]]}))
     outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
-    proxy.cut()
+    proxy.mode = "reset"  # every connection dropped, new ones refused
+    proxy.reset_all()
     time.sleep(1.5)
     worker.proc.send_signal(signal.SIGTERM)  # stop while disconnected: in-flight work must still finish
     time.sleep(1.5)
     assert worker.proc.poll() is None, "it waits for the broker to finish the messages in flight"
-    proxy.restore()
+    proxy.mode = "pass"
     assert worker.wait(30) == 0
     while broker.count(out):
         outputs.append(decode(*broker.get(out, 5)[1:])["body"]["i"])
@@ -457,7 +452,7 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     # (one whose ack died with the connection is both: at least once).
     queued = [
         CIPHER.decrypt(raw, 1)["body"]["emit"][0][1]["data"]["i"]
-        for _, _, raw in broker.get_all(broker.input, broker.count(broker.input))
+        for _, _, raw in broker.get_all(broker.topo.input, broker.count(broker.topo.input))
     ]
     assert set(outputs) | set(queued) == set(range(8)), (outputs, queued)
     assert len(outputs) >= 3, "the messages in flight at the SIGTERM were finished"
@@ -472,8 +467,8 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     assert proxy.accepted >= 2
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs (Linux)"
+@pytest.mark.requires(
+    hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2, reason="needs 2 CPUs (Linux)"
 )
 def test_worker_pins_itself_to_one_cpu_only_when_asked(broker, platform, start_worker):
     allowed = os.sched_getaffinity(0)

@@ -1,22 +1,18 @@
-"""Fixtures: a unique broker topology, a fake platform API and worker subprocesses, all torn down."""
+"""Fixtures: the elastic.io broker topology (`broker`, from the harness plugin), a fake platform API and
+worker subprocesses running the fixture component, all torn down."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import FakePlatform, worker_env
+from elasticio_sailor.testing.process import WorkerProcess
 
-from .harness import Broker, FakePlatform, WorkerProcess, worker_env
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    b = Broker()
-    try:
-        yield b
-    finally:
-        b.close()
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "component"
 
 
 @pytest.fixture
@@ -37,7 +33,7 @@ def start_worker(broker: Broker, platform: FakePlatform) -> Iterator[Callable[..
     started: list[WorkerProcess] = []
 
     def start(function: str = "script", wait: bool = True, **env: Any) -> WorkerProcess:
-        worker = WorkerProcess(worker_env(broker, platform, function, **env))
+        worker = WorkerProcess(worker_env(broker, platform, function, **env), FIXTURE)
         started.append(worker)
         return worker.wait_ready() if wait else worker
 

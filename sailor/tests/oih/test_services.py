@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from elasticio_sailor.oih.services import OihServices, SecretError, provenance_event, secret_to_cfg
-
-from tests.oih.fake_oih import FakeOih
+from elasticio_sailor.testing.fake_oih import FakeOih
 
 pytestmark = pytest.mark.timeout(60)
 

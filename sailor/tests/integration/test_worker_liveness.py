@@ -23,11 +23,12 @@ import pytest
 from elasticio_sailor import worker as worker_module
 from elasticio_sailor.amqp import MAX_LOOP_ERRORS, describe
 from elasticio_sailor.settings import select_dialect
+from elasticio_sailor.testing.elasticio import decode, input_message, worker_env
+from elasticio_sailor.testing.proxy import FaultProxy, proxied_url
 from elasticio_sailor.worker import SettledRuns, Worker, body_digest
 from pika.adapters.utils import connection_workflow
 
-from .faults import FaultProxy
-from .harness import FIXTURE, decode, input_message, proxied_url, worker_env
+from .conftest import FIXTURE
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,8 +8,7 @@ import json
 import jwt
 import pytest
 from elasticio_sailor.oih.token import InvalidToken, decode_token, header_token, token_from_headers
-
-from tests.oih.harness import make_token
+from elasticio_sailor.testing.oih import make_token
 
 
 def test_decodes_the_orchestrator_claims() -> None:
