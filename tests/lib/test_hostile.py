@@ -34,7 +34,7 @@ from lib.select_models import admins, collections
 from lib.triggers import companies, contacts, help_centers, segments
 from lib.verify_credentials import verify
 from tests.lib.conftest import TOKEN
-from tests.loopback import Answer, recording_server
+from tools.fake_intercom import Answer, FakeIntercom
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ class Ctx:
 
 @pytest.fixture
 def server():
-    with recording_server() as srv:
+    with FakeIntercom(seed=False, answer=lambda request: Answer()) as srv:
         yield srv
 
 
