@@ -283,7 +283,7 @@ def test_the_regenerate_block_reproduces_the_committed_catalogue(tmp_path: Path)
     copy.mkdir()
     for name in ("lib", "schemas", "tools"):
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("component.json", "README.md"):
+    for name in ("component.json", "README.md", "pyproject.toml"):  # pyproject: ruff's settings
         shutil.copy2(ROOT / name, copy / name)
     link_venv(copy)
     for line in REGENERATE:
