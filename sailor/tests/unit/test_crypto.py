@@ -9,11 +9,9 @@ import pytest
 from elasticio_sailor import Message
 from elasticio_sailor.crypto import CryptoError, MessageCipher, js_json_dumps, js_number, node_b64decode
 
-VECTORS = (
-    json.loads(Path("/work/shared/docs/encryption-vectors.json").read_text())
-    if Path("/work/shared/docs/encryption-vectors.json").exists()
-    else None
-)
+SHARED = Path(__file__).resolve().parents[3].parent / "shared"  # beside the repository, never committed
+VECTORS_FILE = SHARED / "docs" / "encryption-vectors.json"
+VECTORS = json.loads(VECTORS_FILE.read_text()) if VECTORS_FILE.exists() else None
 # The doc's own vector (sailor-protocol.md section 4), kept here so the test runs without ../shared.
 DOC_VECTOR = {
     "password": "testCryptoPassword",
