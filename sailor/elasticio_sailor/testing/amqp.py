@@ -9,9 +9,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pika
+
+if TYPE_CHECKING:
+    from .process import WorkerProcess
 
 
 def amqp_url() -> str:
@@ -31,6 +34,7 @@ class Topology(Protocol):
     input: str  # the step's input queue
     input_key: str  # the routing key that reaches `input`
     properties: dict[str, Any]  # default message properties of an input message
+    # OIH only: capture_queue, dead_queue and done_key, read by drain, dead_letters and wait_done
 
     def declare(self, broker: Broker) -> None: ...
 
@@ -53,7 +57,7 @@ class Captured:
 class Broker:
     """A connection to the broker with one topology declared on it; a context manager that cleans up."""
 
-    def __init__(self, topology: Any, url: str | None = None) -> None:
+    def __init__(self, topology: Topology, url: str | None = None) -> None:
         self.topo = topology
         self.url = url or amqp_url()
         self.connection = pika.BlockingConnection(pika.URLParameters(self.url))
@@ -141,7 +145,7 @@ class Broker:
     def count(self, queue: str) -> int:
         return self.channel.queue_declare(queue, passive=True).method.message_count
 
-    def wait_consuming(self, worker: Any, timeout: float = 30.0) -> None:
+    def wait_consuming(self, worker: WorkerProcess, timeout: float = 30.0) -> None:
         """Wait until a consumer is on the input queue; fails at once if the worker died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .amqp import Broker, amqp_url
+from .amqp import Broker, Topology, amqp_url
 from .elasticio import ElasticioTopology
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -80,13 +80,13 @@ def rabbitmq() -> str:
 
 
 @pytest.fixture
-def topology() -> object:
+def topology() -> Topology:
     """The topology `broker` declares; a test folder of another dialect overrides this fixture."""
     return ElasticioTopology()
 
 
 @pytest.fixture
-def broker(rabbitmq: str, topology: object) -> Iterator[Broker]:
+def broker(rabbitmq: str, topology: Topology) -> Iterator[Broker]:
     """`topology` declared on the real broker, deleted again after the test."""
     with Broker(topology, rabbitmq) as b:
         yield b
