@@ -3,8 +3,9 @@
 Why our own: the faults we need are at the TCP level and must be timed by the test: reset every open
 connection (RST, as a crashed load balancer or broker node does), accept a connection and reset it at
 once (a load balancer with no healthy broker behind it; this is what makes pika's "getpeername()
-failed" race happen), or pass traffic. One thread multiplexes all sockets with `select`, so a reset
-is immediate and nothing blocks on a half-closed peer.
+failed" race happen), close them in order (FIN: a broker that went away, `cut`), or pass traffic.
+One thread multiplexes all sockets with `select`, so a reset is immediate and nothing blocks on a
+half-closed peer.
 """
 
 from __future__ import annotations
@@ -17,8 +18,20 @@ import time
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-Mode = Literal["pass", "reset"]
+Mode = Literal["pass", "reset", "close"]
 _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST instead of FIN
+
+
+def _close(sock: socket.socket) -> None:
+    """An orderly close (FIN), as a peer that goes away does."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 def _reset(sock: socket.socket) -> None:
@@ -33,7 +46,8 @@ def _reset(sock: socket.socket) -> None:
 
 
 class FaultProxy:
-    """Forwards 127.0.0.1:<port> to the broker. Mode "pass" forwards; "reset" accepts and resets at once.
+    """Forwards 127.0.0.1:<port> to the broker. Mode "pass" forwards; "reset" accepts and resets at once;
+    "close" accepts and closes at once.
 
     `reset_all()` resets every forwarded connection; `live` is how many are open now and `max_live`
     the most that were ever open at once (a worker must never hold two).
@@ -53,6 +67,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._reset_requested = 0
         self._reset_done = 0
+        self._graceful = False
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -62,9 +77,18 @@ class FaultProxy:
         with self._lock:
             return len(self._peer) // 2
 
-    def reset_all(self, timeout: float = 5.0) -> None:
-        """Reset every forwarded connection (both sides), then return."""
+    def cut(self) -> None:
+        """The broker goes away: every connection closed (FIN), new ones closed at once until `restore()`."""
+        self.mode = "close"
+        self.reset_all(graceful=True)
+
+    def restore(self) -> None:
+        self.mode = "pass"
+
+    def reset_all(self, timeout: float = 5.0, graceful: bool = False) -> None:
+        """Reset (graceful: close) every forwarded connection, both sides, then return."""
         with self._lock:
+            self._graceful = graceful
             self._reset_requested += 1
             wanted = self._reset_requested
         deadline = time.monotonic() + timeout
@@ -82,7 +106,7 @@ class FaultProxy:
             with self._lock:
                 if self._reset_done < self._reset_requested:
                     for sock in list(self._peer):
-                        _reset(sock)
+                        (_close if self._graceful else _reset)(sock)
                     self._peer.clear()
                     self._out.clear()
                     self._reset_done = self._reset_requested
@@ -113,6 +137,9 @@ class FaultProxy:
             if self.mode == "reset":
                 self.reset_on_accept += 1
                 _reset(client)
+                continue
+            if self.mode == "close":
+                _close(client)
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)

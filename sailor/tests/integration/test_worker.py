@@ -438,13 +438,12 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     for i in range(8):
         broker.publish(*input_message({"sleep": 0.4, "emit": [["data", {"data": {"i": i}}]]}))
     outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
-    proxy.mode = "reset"  # every connection dropped, new ones refused
-    proxy.reset_all()
+    proxy.cut()
     time.sleep(1.5)
     worker.proc.send_signal(signal.SIGTERM)  # stop while disconnected: in-flight work must still finish
     time.sleep(1.5)
     assert worker.proc.poll() is None, "it waits for the broker to finish the messages in flight"
-    proxy.mode = "pass"
+    proxy.restore()
     assert worker.wait(30) == 0
     while broker.count(out):
         outputs.append(decode(*broker.get(out, 5)[1:])["body"]["i"])
