@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 
-from lib import inputs
+from lib import inputs, step_fields
 from lib.intercom import answers, auth_retry, pagination
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError, ValidationError
@@ -41,15 +41,14 @@ from lib.intercom.errors import ConfigurationError, ValidationError
 if TYPE_CHECKING:  # jsonschema itself is imported when first needed (SchemaValidator.reference)
     from jsonschema import exceptions as js_exceptions
 
-__all__ = ["EMIT_BEHAVIOURS", "ConfigurationError", "Operation", "ValidationError"]
+__all__ = ["ConfigurationError", "Operation", "ValidationError"]
 
 log = logging.getLogger("lib.operation")
 
 COMPONENT_ROOT = Path(__file__).resolve().parents[1]
-EMIT_BEHAVIOURS = ("emitPage", "emitIndividually", "fetchAll")
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 200
-_pagination_styles = pagination.STYLES
+_pagination_styles = pagination.STYLES  # `pagination` is also the name of an Operation argument
 
 
 _validators: dict[str, SchemaValidator] = {}
@@ -246,23 +245,6 @@ def _message_parts(msg: Any) -> tuple[Any, dict[str, Any]]:
     return ({} if data is None else data), (metadata if isinstance(metadata, dict) else {})
 
 
-def emit_behaviour(cfg: dict[str, Any]) -> str:
-    """The ``emitBehaviour`` step field (default ``emitPage``); a clear error for anything else."""
-    value = cfg.get("emitBehaviour")
-    if value in (None, ""):
-        return "emitPage"
-    if value in EMIT_BEHAVIOURS:
-        return value
-    if isinstance(value, str):
-        for known in EMIT_BEHAVIOURS:
-            if value.strip().lower() == known.lower():
-                return known
-    raise ConfigurationError(
-        f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}; got {str(value)[:40]!r}",
-        field="emitBehaviour",
-    )
-
-
 class Operation:
     """One Intercom REST operation, declared by a generated action module."""
 
@@ -383,7 +365,7 @@ class Operation:
         return [entry for error in self.validator.iter_errors(data) for entry in _describe(error)]
 
     def build(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The client arguments (method, path, params, headers, json) for validated data."""
+        """The client arguments for validated data: path, params, headers, json (spread into the call)."""
         path = self.path
         if self.path_params:
             missing = [n for n in self.path_params if data.get(n) in (None, "")]
@@ -434,7 +416,7 @@ class Operation:
         if unreadable:  # metadata travels on to the outgoing message
             raise ValidationError(self.action_id, unreadable)
         data = self.prepare(data, cfg)
-        behaviour = emit_behaviour(cfg) if self.items_key else None
+        behaviour = step_fields.emit_behaviour(cfg, "emitPage") if self.items_key else None  # actions: pages
         request = self.build(data)
         client = IntercomClient.from_cfg(cfg)
         if self.items_key:
@@ -458,14 +440,7 @@ class Operation:
     def _single_message(
         self, client: IntercomClient, request: dict[str, Any], data: dict[str, Any], metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        response = client.request(
-            self.method,
-            request["path"],
-            params=request["params"],
-            json=request["json"],
-            headers=request["headers"],
-            idempotent=self.idempotent,
-        )
+        response = client.request(self.method, **request, idempotent=self.idempotent)
         content = response.content
         status = response.status_code
         if self.response == "binary":
@@ -514,24 +489,14 @@ class Operation:
         if self.pagination:
             yield from client.paginate(
                 self.method,
-                request["path"],
+                **request,
                 style=self.pagination,
-                params=request["params"],
-                json=request["json"],
-                headers=request["headers"],
                 items_key=self.items_key or "data",
                 logger=logger,
                 max_pages=limit,
             )
         else:
-            page = client.request_json(
-                self.method,
-                request["path"],
-                params=request["params"],
-                json=request["json"],
-                headers=request["headers"],
-                idempotent=self.idempotent,
-            )
+            page = client.request_json(self.method, **request, idempotent=self.idempotent)
             if page is not None:
                 answers.page(page, self.items_key or "data", method=self.method, path=request["path"])
             yield page

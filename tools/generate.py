@@ -1,13 +1,13 @@
 """Generate the action catalogue from Intercom's OpenAPI descriptions.
 
 `python -m tools.generate` writes component.json, schemas/<actionId>.in.json / .out.json and
-lib/actions/<name>.py for the operations listed in ../shared/intercom/operations.json (Intercom API 2.8;
+lib/actions/<name>.py for the operations listed in the description folder's operations.json (Intercom API 2.8;
 their action ids are the original component's, so existing flows keep working), then for every operation
 of Intercom's 2.16 description that 2.8 does not have (same method and path, path-parameter names
 ignored): those are the 2.16 actions, with the operationId as action id and `Intercom-Version: 2.16` as
-their default header. `--check` writes nothing and exits 1 listing stale files. The description files
-are read from ../shared/intercom (or $INTERCOM_SPEC_DIR, or --spec-dir) and are never copied into the
-repository.
+their default header. `--check` writes nothing and exits 1 listing stale files. The description folder
+is ../shared/intercom (SPEC_DIR; or $INTERCOM_SPEC_DIR, or --spec-dir); its files are read, never copied
+into the repository.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from lib import step_fields
 from lib.intercom import answers, config, pagination, ratelimit, regions, transport
 from lib.intercom.errors import ConfigurationError, IntercomError, cut, with_auth_hint
 
@@ -54,7 +55,6 @@ DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 10
 USER_AGENT = f"intercom-oih-connector/1.0 python-requests/{requests.__version__}"
-PAGINATION_STYLES = pagination.STYLES
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CACHE_SIZE = 64
 #: Every cfg field settings_from_cfg (and lib.intercom.regions) reads: together they determine the client.
@@ -71,19 +71,6 @@ _SETTINGS_FIELDS = (
 
 def _module_sleep(seconds: float) -> None:
     time.sleep(seconds)
-
-
-def _number(cfg: dict[str, Any], field: str, default: float, *, minimum: float, maximum: float) -> float:
-    value = cfg.get(field)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Field '{field}' must be a number", field=field) from None
-    if not minimum <= number <= maximum:
-        raise ConfigurationError(f"Field '{field}' must be between {minimum:g} and {maximum:g}", field=field)
-    return number
 
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
@@ -172,16 +159,16 @@ class IntercomClient:
         version = (
             config.header_value(version, "intercomVersion") if version not in (None, "") else DEFAULT_VERSION
         )
-        read = _number(cfg, "requestTimeout", DEFAULT_READ_TIMEOUT, minimum=0.001, maximum=3600)
-        retries = _number(cfg, "maxRetries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES_LIMIT)
-        if retries != int(retries):
-            raise ConfigurationError("Field 'maxRetries' must be a whole number", field="maxRetries")
+        read = step_fields.number(cfg, "requestTimeout", DEFAULT_READ_TIMEOUT, minimum=0.001, maximum=3600)
+        retries = step_fields.integer(
+            cfg, "maxRetries", DEFAULT_MAX_RETRIES, minimum=0, maximum=MAX_RETRIES_LIMIT
+        )
         return {
             "base_url": regions.base_url(cfg),
             "token": regions.access_token(cfg),
             "version": version,
             "timeout": (min(DEFAULT_CONNECT_TIMEOUT, read), read),
-            "max_retries": int(retries),
+            "max_retries": retries,
         }
 
     # The raw cfg values (with their types) that settings_from_cfg reads -> the client's cache key, so that

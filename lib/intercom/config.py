@@ -5,7 +5,8 @@ Two concerns live here because both decide, from the step's cfg alone, whether a
 * **Field checks.** A token or ``intercomVersion`` goes into an HTTP header: it must be Latin-1 text
   without control characters (CR/LF would split the header). ``otherServer`` (or a URL in ``server``) must
   be an absolute http(s) URL without user info (``requests`` would send Basic auth instead of our Bearer
-  token), with a valid port and host, and without whitespace or control characters. Numbers must be finite.
+  token), with a valid port and host, and without whitespace or control characters. (Numbers and choices
+  in step fields follow the rules of lib/step_fields.py.)
 * **Where a custom server may point (SSRF).** On a shared integration platform a flow's author must not
   reach the node's cloud credentials or internal services through the connector. ``check_address`` sorts
   an IP address into *refused always* (link-local, cloud metadata, unspecified, multicast/broadcast,
@@ -20,7 +21,6 @@ Two concerns live here because both decide, from the step's cfg alone, whether a
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
 import socket
@@ -80,19 +80,6 @@ def header_value(value: Any, field: str) -> str:
             f"Field '{field}' must contain only Latin-1 (ISO-8859-1) characters", field=field
         ) from None
     return text
-
-
-def finite_number(value: Any, field: str) -> float:
-    """A finite float from a number or its text; a ConfigurationError naming ``field`` otherwise."""
-    if isinstance(value, bool):
-        raise ConfigurationError(f"Field '{field}' must be a number", field=field)
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigurationError(f"Field '{field}' must be a number", field=field) from None
-    if not math.isfinite(number):
-        raise ConfigurationError(f"Field '{field}' must be a finite number (not inf or nan)", field=field)
-    return number
 
 
 def server_url(url: str, field: str) -> str:

@@ -108,24 +108,21 @@ class IntercomError(Exception):
         self.retryable = retryable
         super().__init__(self._format())
 
+    def fields(self) -> dict[str, Any]:
+        """The keyword fields: ``type(e)(other_message, **e.fields())`` is the same error saying more."""
+        return {
+            "status": self.status,
+            "code": self.code,
+            "request_id": self.request_id,
+            "errors": self.errors,
+            "method": self.method,
+            "path": self.path,
+            "attempts": self.attempts,
+            "retryable": self.retryable,
+        }
+
     def __reduce__(self) -> tuple[Any, ...]:  # pickling/deepcopy: rebuild from the keyword fields
-        return (
-            _rebuild,
-            (
-                type(self),
-                (self.message,),
-                {
-                    "status": self.status,
-                    "code": self.code,
-                    "request_id": self.request_id,
-                    "errors": self.errors,
-                    "method": self.method,
-                    "path": self.path,
-                    "attempts": self.attempts,
-                    "retryable": self.retryable,
-                },
-            ),
-        )
+        return (_rebuild, (type(self), (self.message,), self.fields()))
 
     def _format(self) -> str:
         head = "Intercom"
@@ -291,14 +288,4 @@ def with_auth_hint(error: IntercomError) -> IntercomError:
     hint = hints.get(error.status or 0)
     if hint is None or "Likely cause" in error.message:
         return error
-    return type(error)(
-        f"{error.message}. Likely cause: {hint}",
-        status=error.status,
-        code=error.code,
-        request_id=error.request_id,
-        errors=error.errors,
-        method=error.method,
-        path=error.path,
-        attempts=error.attempts,
-        retryable=error.retryable,
-    )
+    return type(error)(f"{error.message}. Likely cause: {hint}", **error.fields())

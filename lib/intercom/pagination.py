@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lib.intercom.errors import ConfigurationError, IntercomError
+from lib import step_fields
+from lib.intercom.errors import IntercomError
 
 DEFAULT_MAX_PAGES = 10_000
 MAX_PAGES_FIELD = "maxPages"
-STYLES = ("cursor", "search", "scroll", "page", "next_cursor", "body_page")
 
 
 class PaginationError(IntercomError):
@@ -37,18 +37,7 @@ class PaginationError(IntercomError):
 
 def max_pages(cfg: dict[str, Any]) -> int:
     """The ``maxPages`` step field: a whole number >= 1 (default DEFAULT_MAX_PAGES)."""
-    value = cfg.get(MAX_PAGES_FIELD)
-    if value is None or value == "":
-        return DEFAULT_MAX_PAGES
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if isinstance(value, bool) or number != int(number) or number < 1:
-        raise ConfigurationError(
-            f"Field '{MAX_PAGES_FIELD}' must be a whole number of pages, at least 1", field=MAX_PAGES_FIELD
-        )
-    return int(number)
+    return step_fields.integer(cfg, MAX_PAGES_FIELD, DEFAULT_MAX_PAGES, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -240,17 +229,7 @@ class ScrollPager(_Pager):
                 f"try again later. Intercom said: {error.message}"
             )
             code = "scroll_in_progress"
-        return PaginationError(
-            message,
-            status=error.status,
-            code=code,
-            request_id=error.request_id,
-            errors=error.errors,
-            method=error.method,
-            path=error.path,
-            attempts=error.attempts,
-            retryable=True,
-        )
+        return PaginationError(message, **{**error.fields(), "code": code, "retryable": True})
 
 
 PAGERS: dict[str, type[_Pager]] = {
@@ -261,6 +240,7 @@ PAGERS: dict[str, type[_Pager]] = {
     "next_cursor": NextCursorPager,
     "body_page": BodyPagePager,
 }
+STYLES = tuple(PAGERS)
 
 
 def follow(

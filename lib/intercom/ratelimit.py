@@ -169,14 +169,4 @@ def gave_up(error: IntercomError, waited: float, wanted: float, limit: float) ->
         f"still rate-limited after waiting {waited:.1f} s; Intercom asks for {wanted:.1f} s more, beyond "
         f"the {limit:g} s a call may wait for rate limits"
     )
-    return IntercomError(
-        f"{error.message} ({note})",
-        status=error.status,
-        code=error.code,
-        request_id=error.request_id,
-        errors=error.errors,
-        method=error.method,
-        path=error.path,
-        attempts=error.attempts,
-        retryable=True,
-    )
+    return IntercomError(f"{error.message} ({note})", **{**error.fields(), "retryable": True})

@@ -2,6 +2,7 @@
 
 import json
 
+from lib.intercom.errors import ConfigurationError
 from lib.select_models import data_attributes, segments, tags
 from lib.triggers.polling import SearchResource, make_process
 
@@ -24,7 +25,10 @@ def filters(cfg: dict) -> list[dict]:
     if cfg.get("attribute"):
         value = cfg.get("attributeValue")
         if value in (None, ""):
-            raise ValueError(f"Field 'attributeValue' is required with 'attribute' ({cfg['attribute']})")
+            raise ConfigurationError(
+                f"Field 'attributeValue' is required with 'attribute' ({cfg['attribute']})",
+                field="attributeValue",
+            )
         out.append({"field": cfg["attribute"], "operator": "=", "value": attribute_value(value)})
     if cfg.get("role"):
         out.append({"field": "role", "operator": "=", "value": cfg["role"]})

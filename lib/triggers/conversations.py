@@ -1,5 +1,6 @@
 """Trigger: conversations created or updated since the last poll, via POST /conversations/search."""
 
+from lib import step_fields
 from lib.select_models import admins, teams
 from lib.triggers.polling import SearchResource, make_process
 
@@ -13,7 +14,7 @@ def filters(cfg: dict) -> list[dict]:
         out.append({"field": "state", "operator": "=", "value": cfg["state"]})
     for key, name in (("adminAssigneeId", "admin_assignee_id"), ("teamAssigneeId", "team_assignee_id")):
         if cfg.get(key) not in (None, ""):
-            out.append({"field": name, "operator": "=", "value": int(cfg[key])})
+            out.append({"field": name, "operator": "=", "value": step_fields.whole_number(cfg[key], key)})
     return out
 
 

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.intercom import answers, config
+from lib import step_fields
+from lib.intercom import answers
 from lib.intercom.client import IntercomClient
 from lib.intercom.errors import ConfigurationError
 from lib.intercom.pagination import PaginationError, max_pages
 
-EMIT_BEHAVIOURS = ("emitIndividually", "emitPage", "fetchAll")
 DEFAULT_BEHAVIOUR = "emitIndividually"  # a trigger's consumers usually want one message per changed object
 CLOCK_MARGIN = 60  # seconds of tolerated clock skew between this host and Intercom (scans only)
 # A scan saves the ids it has emitted with every page's snapshot. Past this many (a first run with an old
@@ -56,7 +56,7 @@ def parse_time(value: Any) -> int | None:
             f"Field 'startTime' must be a date or epoch seconds, got {value!r}", field="startTime"
         )
     if isinstance(value, int | float):
-        number = config.finite_number(value, "startTime")
+        number = step_fields.finite_number(value, "startTime")
     else:
         text = str(value).strip()
         try:
@@ -73,7 +73,7 @@ def parse_time(value: Any) -> int | None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return _in_range(parsed.timestamp())
-    number = config.finite_number(number, "startTime")  # "inf", "nan", "1e400"
+    number = step_fields.finite_number(number, "startTime")  # "inf", "nan", "1e400"
     if number > 1e11:  # milliseconds: 1e11 s is the year 5138
         number /= 1000
     return _in_range(number)
@@ -222,26 +222,9 @@ class ScanResource:
                 return
 
 
-def int_field(cfg: dict, name: str, default: int) -> int:
-    """A whole-number step field (the UI sends text), with an error that names the field."""
-    value = cfg.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = config.finite_number(value, name)
-    except ConfigurationError:
-        raise ConfigurationError(
-            f"Field '{name}' must be a whole number, got {str(value)[:40]!r}", field=name
-        ) from None
-    if number != int(number):
-        raise ConfigurationError(
-            f"Field '{name}' must be a whole number, got {str(value)[:40]!r}", field=name
-        )
-    return int(number)
-
-
 def page_size(cfg: dict, default: int) -> int:
-    return max(1, min(int_field(cfg, "pageSize", default), default))
+    """The ``pageSize`` step field, held between 1 and the resource's own page size (``default``)."""
+    return max(1, min(step_fields.integer(cfg, "pageSize", default), default))
 
 
 def _ts(item: dict) -> int | None:
@@ -274,18 +257,13 @@ def poll(
     now: Callable[[], float] = time.time,
 ) -> int:
     """Run one poll: emit data and snapshot events through ``emit``; return the number of changed objects."""
-    behaviour = cfg.get("emitBehaviour") or DEFAULT_BEHAVIOUR
-    if behaviour not in EMIT_BEHAVIOURS:
-        raise ConfigurationError(
-            f"Field 'emitBehaviour' must be one of {', '.join(EMIT_BEHAVIOURS)}, got {str(behaviour)[:40]!r}",
-            field="emitBehaviour",
-        )
+    behaviour = step_fields.emit_behaviour(cfg, DEFAULT_BEHAVIOUR)
     started = int(now())
     pos, first_run = Position.load(snapshot, cfg, started)
     if first_run:  # no startTime: start from now, emit nothing older
         emit("snapshot", pos.to_snapshot())
         return 0
-    cutoff = started - int_field(cfg, "lagSeconds", resource.default_lag)
+    cutoff = started - step_fields.integer(cfg, "lagSeconds", resource.default_lag)
     max_pages(cfg)  # a bad maxPages fails before the first request
     state = {"saved": dict(snapshot) if snapshot else None, "count": 0}
     collected: list[dict] = []

@@ -1,5 +1,6 @@
 """Trigger: tickets created or updated since the last poll, via POST /tickets/search (Intercom API 2.16)."""
 
+from lib import step_fields
 from lib.select_models import ticket_types
 from lib.triggers.polling import SearchResource, make_process
 
@@ -14,11 +15,7 @@ def filters(cfg: dict) -> list[dict]:
     if cfg.get("ticketTypeId") not in (None, ""):
         out.append({"field": "ticket_type_id", "operator": "=", "value": str(cfg["ticketTypeId"])})
     if cfg.get("state"):
-        if cfg["state"] not in STATES:
-            raise ValueError(
-                f"Field 'state' must be one of {', '.join(STATES)}; got {str(cfg['state'])[:40]!r}"
-            )
-        out.append({"field": "state", "operator": "=", "value": cfg["state"]})
+        out.append({"field": "state", "operator": "=", "value": step_fields.choice(cfg, "state", STATES, "")})
     return out
 
 

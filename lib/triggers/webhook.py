@@ -28,6 +28,9 @@ import json
 import re
 from typing import Any
 
+from lib import step_fields
+from lib.intercom.errors import ConfigurationError
+
 __all__ = ["WebhookSignatureError", "process", "signature", "topic_matches", "verify"]
 
 SIGNATURE_HEADER = "x-hub-signature"
@@ -113,10 +116,6 @@ def topic_matches(topic: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(topic, p) for p in patterns)
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1", "yes", "on")
-
-
 def process(self, msg, cfg, snapshot=None):
     """Check the signature, filter by topic, emit the notification's item (or the whole notification)."""
     data = msg.data if isinstance(msg.data, dict) else {}
@@ -134,10 +133,11 @@ def process(self, msg, cfg, snapshot=None):
     secret = cfg.get("clientSecret")
     if secret:
         verify(bodies, _header(msg, SIGNATURE_HEADER), str(secret))
-    elif not _truthy(cfg.get("skipSignatureCheck")):
-        raise ValueError(
+    elif not step_fields.flag(cfg, "skipSignatureCheck"):
+        raise ConfigurationError(
             "The credential field clientSecret is empty: set the app's client secret (Developer "
-            "Hub > Basic information) to verify X-Hub-Signature, or tick skipSignatureCheck"
+            "Hub > Basic information) to verify X-Hub-Signature, or tick skipSignatureCheck",
+            field="clientSecret",
         )
 
     if not isinstance(notification, dict) or notification.get("type") != "notification_event":

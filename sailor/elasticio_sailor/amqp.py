@@ -43,7 +43,7 @@ from typing import Any
 import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 
-from .dialect import AmqpSettings, Delivery, Publication
+from .dialects.base import AmqpSettings, Delivery, Publication
 from .logs import get_logger
 
 log = get_logger("elasticio_sailor.amqp")

@@ -1,4 +1,4 @@
-"""Message encryption, byte-compatible with the Node sailor (sailor-protocol.md section 4).
+"""Message encryption, byte-compatible with the Node sailor (docs/wire-dialects.md, "Encryption").
 
 AES-256-CBC with PKCS#7 padding; key = SHA-256 of the password's UTF-8 bytes; IV = the 16 UTF-8 bytes
 of MESSAGE_CRYPTO_IV, the same for every message. Plaintext = JSON.stringify(message) as UTF-8, which
@@ -11,126 +11,17 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import re
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from .js import js_json_dumps
+
 
 class CryptoError(ValueError):
     """A body that cannot be decoded, decrypted or parsed (the worker rejects it)."""
-
-
-# --- JSON.stringify ---------------------------------------------------------------------------
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def js_number(value: float | int) -> str:
-    """A number as JavaScript's Number::toString writes it (shortest round-trip digits).
-
-    Python ints are written exactly (JS would have rounded ints beyond 2**53 on parse already).
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value) or math.isinf(value):
-        return "null"
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    digits_tuple, exponent = Decimal(repr(abs(value))).as_tuple()[1:]
-    digits = "".join(map(str, digits_tuple)).rstrip("0")
-    exponent += len(digits_tuple) - len(digits)  # dropped trailing zeros
-    k = len(digits)
-    n = exponent + k  # value = 0.digits * 10**n
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = f"{digits[:n]}.{digits[n:]}"
-    elif -6 < n <= 0:
-        text = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
-        text = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return sign + text
-
-
-#: Where json.dumps may have written a float other than JSON.stringify would (1.0, -0.0, 1e-07, 1e+16, inf,
-#: nan; keys too). Python writes a float with an exponent or a ".0" or as Infinity/NaN exactly when JS
-#: differs; the same characters inside a string are a false alarm, which costs time, not correctness.
-_PY_FLOAT = re.compile(r"\d\.0(?!\d)|\de[+-]\d|Infinity|NaN")
-
-
-def _may_hold_py_float(text: str) -> bool:
-    # substring tests first: five C scans cost a fifth of the regex, which only confirms a hit
-    return (
-        ".0" in text or "e+" in text or "e-" in text or "Infinity" in text or "NaN" in text
-    ) and _PY_FLOAT.search(text) is not None
-
-
-def _js_key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None or isinstance(key, (bool, int, float)):
-        return js_number(key) if key is not None else "null"
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
-def _encode(obj: Any, default: Callable[[Any], Any] | None, out: list[str]) -> None:
-    if obj is None:
-        out.append("null")
-    elif isinstance(obj, str):
-        out.append(json.dumps(obj, ensure_ascii=False))
-    elif isinstance(obj, (bool, int, float)):
-        out.append(js_number(obj))
-    elif isinstance(obj, dict):
-        out.append("{")
-        for i, (k, v) in enumerate(obj.items()):
-            if i:
-                out.append(",")
-            out.append(json.dumps(_js_key(k), ensure_ascii=False))
-            out.append(":")
-            _encode(v, default, out)
-        out.append("}")
-    elif isinstance(obj, (list, tuple)):
-        out.append("[")
-        for i, v in enumerate(obj):
-            if i:
-                out.append(",")
-            _encode(v, default, out)
-        out.append("]")
-    elif hasattr(obj, "to_dict"):
-        _encode(obj.to_dict(), default, out)
-    elif default is not None:
-        _encode(default(obj), default, out)
-    else:
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def js_json_dumps(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
-    """JSON.stringify(obj): compact, insertion order, no ASCII escaping, JS number format.
-
-    The C encoder writes what JSON.stringify writes except for some floats (1.0, 1e-07, 1e+21, -0.0, inf,
-    nan) and objects it cannot encode (to_dict, default). So it runs first; only when its text may hold
-    such a float (`_may_hold_py_float`; a false alarm from a string costs time, not correctness) or it
-    refuses the object does the exact encoder walk the value. Scanning the text costs a fraction of
-    walking the value first. Lone surrogates are escaped as JS does (ES2019).
-    """
-    try:
-        text: str | None = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError):  # not plain JSON (to_dict, default, circular): the exact path
-        text = None
-    if text is not None and not _may_hold_py_float(text):
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    out: list[str] = []
-    _encode(obj, default, out)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", "".join(out))
 
 
 # --- base64 as Node reads it -----------------------------------------------------------------

@@ -70,14 +70,17 @@ _secrets_lock = threading.Lock()
 
 
 # --- redaction -------------------------------------------------------------------------------
-def secret_values(cfg: Any, credential_fields: Iterable[str] = ()) -> set[str]:
-    """The string values in cfg that are secrets: credential fields and sensitive-looking keys.
+def secret_values(cfg: Any, credential_fields: Iterable[str] = (), *, whole: bool = False) -> set[str]:
+    """The string values in cfg that are secrets: credential fields and sensitive-looking keys, or with
+    `whole` (a record of a secret store, such as the OIH secret service's) every string in it.
 
     Values shorter than MIN_SUBSTRING are left out: masking "30" or "2.8" wherever it occurs would
     garble every message, and such values are still masked under their key by `redact`. A plain
     http(s) URL in a credential field (a custom server) is no secret and stays readable in errors;
     the password of a URL with user info is one.
     """
+    if whole:  # read once per fetched secret, not per message: nothing to remember
+        return _secret_values(cfg, None)
     fields = tuple(credential_fields)
     try:  # the same flat cfg arrives with every message of a step: its answer is remembered
         key: Any = (fields, tuple(cfg.items()), tuple(map(type, cfg))) if type(cfg) is dict else None
@@ -98,7 +101,8 @@ _secret_values_cache: dict[Any, frozenset[str]] = {}
 _SECRET_VALUES_CACHE_SIZE = 256
 
 
-def _secret_values(cfg: Any, fields: frozenset[str]) -> set[str]:
+def _secret_values(cfg: Any, fields: frozenset[str] | None) -> set[str]:
+    """`fields` None: every string under a key is a secret."""
     found: set[str] = set()
 
     def walk(value: Any, key: str | None) -> None:
@@ -109,7 +113,7 @@ def _secret_values(cfg: Any, fields: frozenset[str]) -> set[str]:
             for v in value:
                 walk(v, key)
         elif key is not None and isinstance(value, str) and len(value) >= MIN_SUBSTRING:
-            if SENSITIVE_KEY.search(key):
+            if fields is None or SENSITIVE_KEY.search(key):
                 found.add(value)
             elif key in fields:
                 url = _URL.fullmatch(value)

@@ -58,10 +58,11 @@ from .amqp import (
     describe,
 )
 from .component import Component
-from .dialect import Delivery, Dialect, Execution, Publication, RejectMessage
+from .dialects import select_dialect
+from .dialects.base import Delivery, Dialect, Execution, Publication, RejectMessage
+from .env import SettingsError
 from .logs import bind, get_logger, register_secrets, setup_logging
 from .runner import EmitFailed, error_payload, run_process
-from .settings import SettingsError, select_dialect
 
 log = get_logger("elasticio_sailor.worker")
 
@@ -440,7 +441,7 @@ class Worker:
                 execution.cfg,
                 execution.snapshot,
                 emit,
-                flow_variables=execution.state.get("flow_variables"),
+                flow_variables=execution.flow_variables,
             )
         except EmitFailed as exc:
             cause = exc.__cause__
@@ -702,10 +703,10 @@ def main() -> int:
         logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         dialect = select_dialect()
-    except (SettingsError, ValueError) as exc:
+    except ValueError as exc:  # a SettingsError, or a crypto key of the wrong size
         log.critical("configuration error: %s", exc)
         return 1
-    register_secrets(getattr(dialect, "secrets", []) or [])
+    register_secrets(dialect.secrets)
     log.info("sailor starting", extra={"dialect": dialect.name, "function": dialect.function})
     if dialect.amqp is None:
         return run_dialect_without_broker(dialect)

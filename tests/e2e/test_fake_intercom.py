@@ -2,6 +2,8 @@
 errors); other helpers' tests rely on these behaviours, so they are pinned here."""
 
 import gzip
+import re
+import time
 
 import pytest
 import requests
@@ -240,3 +242,21 @@ def test_companies_attached_to_a_contact(http, fake):
         http.post(f"{fake.url}/contacts/{contact}/companies", json={"id": "nope"}, timeout=5).status_code
         == 404
     )
+
+
+def test_delay_is_the_time_from_request_to_answer_with_the_fakes_own_work_inside_it(http, fake):
+    """A latency benchmark's ideal (prefetch / latency) must be reachable: the fake's handling time is
+    part of `delay`, not added to it."""
+    slow = 0.4
+
+    def slow_route(rec):
+        time.sleep(slow)
+        return {"type": "slow"}
+
+    fake.routes.insert(0, ("GET", re.compile("^/slow$"), slow_route))
+    fake.delay = 0.5
+    started = time.monotonic()
+    answer = http.get(f"{fake.url}/slow")
+    elapsed = time.monotonic() - started
+    assert answer.json() == {"type": "slow"}
+    assert fake.delay <= elapsed < fake.delay + slow - 0.05, elapsed

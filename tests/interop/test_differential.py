@@ -4,7 +4,7 @@ Each sailor gets its own exchange with the same routing-key names and the same e
 component is a twin (lib/script.js / lib/script.py) that emits what the message says. Everything
 both publish is collected and compared: routing keys, order, AMQP properties, headers and decrypted
 bodies, minus values that are random or clock-based by design. Documented deviations are asserted
-as such: a fresh messageId per data emit (protocol 9.8) and our error's Python stack.
+as such: a fresh messageId per data emit (docs/wire-dialects.md, "Headers") and our error's Python stack.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import subprocess
 from typing import Any
 
 import pytest
-from elasticio_sailor.settings import SettingsError, additional_headers, dialect_name, read_elasticio
+from elasticio_sailor.dialects.elasticio.settings import read_elasticio
+from elasticio_sailor.env import SettingsError, additional_headers, dialect_name
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from lib.actions import list_contacts
+from lib.intercom.errors import ConfigurationError
 from lib.triggers import companies, contacts, conversations, data_attributes, help_centers, segments
 from lib.triggers.polling import Position, parse_time
 from tests.in_process import ids, run
@@ -120,6 +122,35 @@ def test_fetch_all_emits_one_message_then_the_snapshot(fake, cfg):
     result = run(contacts, {**cfg, "startTime": BASE, "pageSize": 2, "emitBehaviour": "fetchAll"})
     assert [k for k, _ in result.events] == ["data", "snapshot"]
     assert [c["id"] for c in result.data[0]["data"]["data"]] == made
+
+
+@pytest.mark.parametrize("spelling", ["emitpage", " EmitPage ", "EMITPAGE"])
+def test_emit_behaviour_is_spelt_as_an_action_takes_it(fake, cfg, spelling):
+    """A trigger reads emitBehaviour by the rule an action reads it with: case and blanks do not matter."""
+    made = seed_contacts(fake, 3)
+    result = run(contacts, {**cfg, "startTime": BASE, "emitBehaviour": spelling})
+    assert [m["data"]["type"] for m in result.data] == ["contacts.changes"]
+    assert [c["id"] for c in result.data[0]["data"]["data"]] == made
+
+
+@pytest.mark.parametrize(
+    "field",
+    [{"emitBehaviour": "everything"}, {"maxPages": "inf"}, {"maxPages": "nan"}, {"maxRetries": "2.5"}],
+)
+def test_a_bad_step_field_is_the_same_error_in_a_trigger_and_an_action(fake, cfg, field):
+    """Same class, field and message, so the sailor reports both alike (its error event: name, message,
+    and the error's to_dict(), which carries the field)."""
+    bad = {**cfg, "startTime": BASE, **field}
+    with pytest.raises(ConfigurationError) as in_trigger:
+        run(contacts, bad)
+    with pytest.raises(ConfigurationError) as in_action:
+        list_contacts.process(None, {}, bad)
+    name = next(iter(field))
+    assert in_trigger.value.to_dict() == in_action.value.to_dict()
+    assert in_trigger.value.field == name
+    assert str(in_trigger.value) == str(in_action.value)
+    assert str(in_trigger.value).startswith(f"Field '{name}' must be ")
+    assert fake.requests == []
 
 
 def test_conversations_state_filter_and_changes(fake, cfg):

@@ -8,17 +8,17 @@ import time
 from typing import Any
 
 import pytest
-from elasticio_sailor.dialect import (
+from elasticio_sailor.dialects.base import (
     Delivery,
     RateLimiter,
     RejectMessage,
     format_error,
     incoming_protocol_version,
-    js_number,
 )
-from elasticio_sailor.elasticio import ElasticioDialect
+from elasticio_sailor.dialects.elasticio.dialect import ElasticioDialect
+from elasticio_sailor.dialects.elasticio.settings import read_elasticio
+from elasticio_sailor.js import js_number
 from elasticio_sailor.message import Message
-from elasticio_sailor.settings import read_elasticio
 from elasticio_sailor.testing.elasticio import CIPHER, IV, PASSWORD
 
 ENV = {
@@ -113,7 +113,7 @@ def test_prepare_maps_the_wire_message_and_headers():
     assert isinstance(ex.message, Message)
     assert (ex.message.data, ex.message.id, ex.message.metadata) == ({"x": 1}, "in-1", {"m": 1})
     assert ex.message.headers == {"h": 1, "reply_to": "rk"}
-    assert ex.cfg == {"a": 1} and ex.snapshot == {"s": 0} and ex.message_id == "in-1"
+    assert ex.cfg == {"a": 1} and ex.snapshot == {"s": 0} and ex.log_context["messageId"] == "in-1"
     out = ex.state["outgoing"]
     assert out["x-eio-meta-trace"] == "t" and out["parentMessageId"] == "in-1" and out["reply_to"] == "rk"
     assert out["threadId"] and out["messageId"] != "in-1"

@@ -22,7 +22,7 @@ import pika.exceptions
 import pytest
 from elasticio_sailor import worker as worker_module
 from elasticio_sailor.amqp import MAX_LOOP_ERRORS, describe
-from elasticio_sailor.settings import select_dialect
+from elasticio_sailor.dialects import select_dialect
 from elasticio_sailor.testing.elasticio import decode, input_message, worker_env
 from elasticio_sailor.testing.proxy import FaultProxy, proxied_url
 from elasticio_sailor.worker import SettledRuns, Worker, body_digest

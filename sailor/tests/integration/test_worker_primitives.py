@@ -10,8 +10,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import pytest
 from elasticio_sailor.amqp import Completion
-from elasticio_sailor.dialect import new_uuid, split_routing_key
-from elasticio_sailor.settings import SettingsError
+from elasticio_sailor.dialects.base import new_uuid, split_routing_key
+from elasticio_sailor.env import SettingsError
 from elasticio_sailor.worker import WorkerPool, cpu_affinity
 
 pytestmark = pytest.mark.timeout(30)
@@ -136,7 +136,7 @@ class _ScriptedTransport:
 
 class _ErrorDialect:
     def __init__(self) -> None:
-        from elasticio_sailor.dialect import AmqpSettings
+        from elasticio_sailor.dialects.base import AmqpSettings
 
         self.amqp = AmqpSettings(
             uri="amqp://127.0.0.1:1/%2F",
@@ -147,7 +147,7 @@ class _ErrorDialect:
         )
 
     def publications(self, execution, kind, payload):
-        from elasticio_sailor.dialect import Publication
+        from elasticio_sailor.dialects.base import Publication
 
         execution.failed = True
         return [Publication("x", "error", f"error: {payload['message']}".encode(), {}, kind="error")]
@@ -185,7 +185,7 @@ def test_a_message_s_publications_are_in_flight_together_and_retried_in_their_or
     """Three data events go out before any confirm; two lost with the connection go out again, in order,
     once (marked retry 1); the settlement waits for the last of them and runs where it was confirmed."""
     from elasticio_sailor.amqp import ConnectionLost, DeliveryRef
-    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.dialects.base import Publication
     from elasticio_sailor.worker import Job, Sent
 
     worker = _pipelined_worker()
@@ -220,7 +220,7 @@ def test_a_message_s_publications_are_in_flight_together_and_retried_in_their_or
 
 def test_a_settlement_runs_on_the_thread_of_the_last_confirm():
     from elasticio_sailor.amqp import DeliveryRef
-    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.dialects.base import Publication
     from elasticio_sailor.worker import Job, Sent
 
     worker = _pipelined_worker()
@@ -247,7 +247,7 @@ def test_a_settlement_runs_on_the_thread_of_the_last_confirm():
 
 def test_a_nacked_event_is_retried_then_replaced_by_an_error_and_the_message_rejected():
     from elasticio_sailor.amqp import DeliveryRef, PublishNacked
-    from elasticio_sailor.dialect import Publication
+    from elasticio_sailor.dialects.base import Publication
     from elasticio_sailor.worker import Job, Sent
 
     worker = _pipelined_worker()

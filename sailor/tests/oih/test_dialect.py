@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from elasticio_sailor.component import Component
-from elasticio_sailor.dialect import Delivery, Execution, Publication, RejectMessage
+from elasticio_sailor.dialects import select_dialect
+from elasticio_sailor.dialects.base import Delivery, Execution, Publication, RejectMessage
+from elasticio_sailor.dialects.oih.dialect import OihDialect
+from elasticio_sailor.env import SettingsError, dialect_name
 from elasticio_sailor.message import Message
-from elasticio_sailor.oih.dialect import OihDialect
-from elasticio_sailor.oih.settings import SettingsError, is_oih
 from elasticio_sailor.runner import run_process
-from elasticio_sailor.settings import select_dialect
 from elasticio_sailor.testing.fake_oih import FakeOih
 from elasticio_sailor.testing.oih import make_token, token_claims
 
@@ -95,7 +95,8 @@ def drive(d: OihDialect, dl: Delivery) -> tuple[Execution, list[Publication]]:
 
 
 def test_detection_and_required_variables() -> None:
-    assert is_oih({"ELASTICIO_NODE_EXCHANGE": "x"}) and not is_oih({"ELASTICIO_PUBLISH_MESSAGES_TO": "x"})
+    assert dialect_name({"ELASTICIO_NODE_EXCHANGE": "x"}) == "oih"
+    assert dialect_name({"ELASTICIO_PUBLISH_MESSAGES_TO": "x"}) == "elasticio"
     assert isinstance(select_dialect(BASE_ENV), OihDialect)
     for name in ("LISTEN_MESSAGES_ON", "REBOUND_ROUTING_KEY"):
         env = {k: v for k, v in BASE_ENV.items() if k != f"ELASTICIO_{name}"}

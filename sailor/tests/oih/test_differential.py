@@ -106,7 +106,7 @@ SCENARIOS = [
     Scenario("invalid token", None, {"data": {}}, token="not.a-jwt"),
 ]
 
-# What we do differently on purpose (see sailor/elasticio_sailor/oih/dialect.py and the README).
+# What we do differently on purpose (see sailor/elasticio_sailor/dialects/oih/dialect.py and the README).
 EXPECTED_DELTAS = {
     "no token": "ferryman leaves the message unacked forever; we dead-letter it",
     "invalid token": "same as no token",

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from elasticio_sailor.credentials import credentials_rejected
-from elasticio_sailor.dialect import Delivery
-from elasticio_sailor.oih.dialect import OihDialect
-from elasticio_sailor.oih.services import OihServices, SecretCache, SecretError
-from elasticio_sailor.oih.settings import OihSettings, SettingsError
+from elasticio_sailor.dialects.base import Delivery
+from elasticio_sailor.dialects.oih.dialect import OihDialect
+from elasticio_sailor.dialects.oih.services import OihServices, SecretCache, SecretError
+from elasticio_sailor.dialects.oih.settings import OihSettings
+from elasticio_sailor.env import SettingsError
 from elasticio_sailor.testing.fake_oih import FakeOih
 from elasticio_sailor.testing.oih import OihTopology, make_token, token_claims
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from elasticio_sailor.oih.services import OihServices, SecretError, provenance_event, secret_to_cfg
+from elasticio_sailor.dialects.oih.services import OihServices, SecretError, provenance_event, secret_to_cfg
 from elasticio_sailor.testing.fake_oih import FakeOih
 
 pytestmark = pytest.mark.timeout(60)

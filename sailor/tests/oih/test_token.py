@@ -7,7 +7,7 @@ import json
 
 import jwt
 import pytest
-from elasticio_sailor.oih.token import InvalidToken, decode_token, header_token, token_from_headers
+from elasticio_sailor.dialects.oih.token import InvalidToken, decode_token, header_token, token_from_headers
 from elasticio_sailor.testing.oih import make_token
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from elasticio_sailor.oih import transform
+from elasticio_sailor.dialects.oih import transform
 
 MSG = {"data": {"first": "Ada", "last": "Lovelace"}, "metadata": {"recordUid": "r1"}, "attachments": {}}
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from .http_session import environment_proxies, lean_session
-from .logs import get_logger
+from ...http_session import environment_proxies, lean_session
+from ...logs import get_logger
 
 log = get_logger("elasticio_sailor.platform_api")
 

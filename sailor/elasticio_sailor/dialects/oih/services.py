@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 import requests
 
-from ..http_session import environment_proxies, lean_session
+from ...http_session import environment_proxies, lean_session
+from ...logs import secret_values
 
 log = logging.getLogger("elasticio_sailor.oih")
 
@@ -70,24 +71,6 @@ def secret_to_cfg(data: dict[str, Any]) -> dict[str, Any]:
                 out["accessToken"] = out[alias]
                 break
     return out
-
-
-def secret_values(cfg_part: dict[str, Any]) -> set[str]:
-    """Every string in a secret, for redaction."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str) and len(v) >= 4:
-            found.add(v)
-        elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, list):
-            for item in v:
-                walk(item)
-
-    walk(cfg_part)
-    return found
 
 
 class OihServices:
@@ -345,7 +328,7 @@ class SecretCache:
         values = self._fetch(*key)
         if values is None:
             return None
-        found = frozenset(secret_values(values))
+        found = frozenset(secret_values(values, whole=True))
         if self.ttl > 0:
             with self._lock:
                 if len(self._entries) >= 1024:  # a bound, not a policy: drop the oldest

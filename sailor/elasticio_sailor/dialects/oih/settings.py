@@ -1,7 +1,7 @@
 """The OIH-only environment variables, read as the ferryman reads them (lib/settings.js).
 
-Every name carries the `ELASTICIO_` prefix. The generic ones (AMQP_URI, LISTEN_MESSAGES_ON, prefetch,
-COMPONENT_PATH ...) belong to the worker's settings; this module reads what only the OIH dialect needs.
+The rules both dialects share (prefix, numbers, extra headers) are in `elasticio_sailor.env`; the
+transport's variables (AMQP_URI, LISTEN_MESSAGES_ON, prefetch, rate limits) are read by the dialect.
 Differences from the ferryman, on purpose: the service URLs have no cluster-internal defaults (unset means the
 feature is skipped, so the connector also runs outside a cluster), and ERROR_ROUTING_KEY defaults to the
 back-channel's error key that OIH binds (the ferryman's `flows.error` is bound nowhere).
@@ -9,43 +9,12 @@ back-channel's error key that OIH binds (the ferryman's `flows.error` is bound n
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-PREFIX = "ELASTICIO_"
-DETECT_VARS = ("BACKCHANNEL_EXCHANGE", "NODE_EXCHANGE", "OUTPUT_ROUTING_KEY")
+from ...env import PREFIX, SettingsError, additional_headers, env_int
+
 REQUIRED = ("BACKCHANNEL_EXCHANGE", "NODE_EXCHANGE", "OUTPUT_ROUTING_KEY", "REBOUND_ROUTING_KEY")
-
-
-class SettingsError(ValueError):
-    """A required variable is missing; the message names it."""
-
-
-def is_oih(env: Mapping[str, str] | None = None) -> bool:
-    """The detection rule of the protocol doc: any ferryman-only variable set means OIH."""
-    env = os.environ if env is None else env
-    if env.get("SAILOR_DIALECT"):
-        return env["SAILOR_DIALECT"].strip().lower() in ("oih", "ferryman")
-    return any(env.get(PREFIX + name) for name in DETECT_VARS)
-
-
-def _camel(name: str) -> str:
-    """lodash camelCase for env names: TENANT_ID -> tenantId."""
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", name) if w]
-    if not words:
-        return name
-    return words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(PREFIX + name)
-    try:
-        value = int(raw) if raw else 0
-    except ValueError:
-        value = 0
-    return value or default  # as in Node: 0 or NaN falls back to the default
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -100,19 +69,10 @@ class OihSettings:
     additional_headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> OihSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> OihSettings:
         missing = [PREFIX + n for n in REQUIRED if not env.get(PREFIX + n)]
         if missing:
             raise SettingsError(f"{missing[0]} is missing")
-        extra: dict[str, str] = {}
-        for name in (env.get(PREFIX + "ADDITIONAL_VARS_FOR_HEADERS") or "").split(","):
-            name = name.strip()
-            if not name:
-                continue
-            key = name[len(PREFIX) :] if name.startswith(PREFIX) else name
-            if env.get(name) is not None:
-                extra[_camel(key)] = env[name]
 
         def get(name: str, default: str | None = None) -> str | None:
             return env.get(PREFIX + name) or default
@@ -136,11 +96,11 @@ class OihSettings:
             exec_id=get("EXEC_ID"),
             workspace_id=get("WORKSPACE_ID", "5559edd38968ec073600683") or "",
             container_id=get("CONTAINER_ID", "dc1c8c3f-f9cb-49e1-a6b8-716af9e15948") or "",
-            protocol_version=_int(env, "PROTOCOL_VERSION", 1),
-            rebound_initial_expiration=_int(env, "REBOUND_INITIAL_EXPIRATION", 15000),
-            rebound_limit=_int(env, "REBOUND_LIMIT", 20),
-            outgoing_message_size_limit=_int(env, "OUTGOING_MESSAGE_SIZE_LIMIT", 10485760),
-            http_timeout=float(_int(env, "OIH_HTTP_TIMEOUT", 30)),
+            protocol_version=env_int(env, "PROTOCOL_VERSION", 1, radix=10),
+            rebound_initial_expiration=env_int(env, "REBOUND_INITIAL_EXPIRATION", 15000, radix=10),
+            rebound_limit=env_int(env, "REBOUND_LIMIT", 20, radix=10),
+            outgoing_message_size_limit=env_int(env, "OUTGOING_MESSAGE_SIZE_LIMIT", 10485760, radix=10),
+            http_timeout=float(env_int(env, "OIH_HTTP_TIMEOUT", 30, radix=10)),
             secret_cache_seconds=_seconds(env, "SAILOR_SECRET_CACHE_SECONDS", 60.0),
-            additional_headers=extra,
+            additional_headers=additional_headers(env),
         )

@@ -1,7 +1,7 @@
 """The OIH ferryman dialect: what the bytes on the wire mean for the Open Integration Hub.
 
-Sources: `@openintegrationhub/ferryman` 2.4.7 lib/{ferryman,amqp,executor,transformer}.js and the
-Component Orchestrator that drives it; ../shared/docs/sailor-protocol.md sections 3, 5, 6 and 8.
+Modelled on `@openintegrationhub/ferryman` 2.4.7 and the Component Orchestrator that drives it;
+described in docs/wire-dialects.md.
 
 Per delivery: the step context comes from the `orchestratorToken` header (token.py); the body is the
 orchestrator's plain JSON `{data, metadata, attachments, passthrough}` (`text/json`, no encryption unless
@@ -36,38 +36,32 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..credentials import register_source, unregister_source
-from ..crypto import MessageCipher, js_json_dumps
-from ..dialect import (
+from ...credentials import register_source, unregister_source
+from ...crypto import MessageCipher
+from ...env import PREFIX, SettingsError, env_int
+from ...logs import get_logger, register_secrets, secret_values
+from ...message import Message
+from ..base import (
     HEADER_ROUTING_KEY,
     AmqpSettings,
+    BaseDialect,
     Delivery,
     Execution,
     Publication,
-    RateLimiter,
     RejectMessage,
-    error_body,
     format_error,
-    incoming_protocol_version,
-    new_uuid,
     next_rebound_iteration,
     now_ms,
     read_incoming_headers,
     rebound_expiration,
-    size_error,
-    split_routing_key,
-    valid_snapshot_update,
     wire_message,
 )
-from ..logs import get_logger, register_secrets
-from ..message import Message
 from . import transform
-from .services import OihServices, SecretCache, SecretError, now_iso, provenance_event, secret_values
-from .settings import PREFIX, OihSettings, SettingsError
+from .services import OihServices, SecretCache, SecretError, now_iso, provenance_event
+from .settings import OihSettings
 from .token import InvalidToken, OrchestratorToken, token_from_headers
 
 log = get_logger("elasticio_sailor.oih")
@@ -80,35 +74,32 @@ class PreparationError(Exception):
     """The delivery is valid but cannot be run (e.g. its secret could not be fetched): an error event."""
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(PREFIX + name)
-    try:
-        value = int(raw) if raw else 0
-    except ValueError:
-        value = 0
-    return value or default
-
-
-class OihDialect:
+class OihDialect(BaseDialect):
     """See the module docstring; one instance per process, shared by all worker threads."""
 
     name = "oih"
     function = ""  # it comes per message, from the token
+    persistent = True  # the ferryman always publishes persistent messages
+    checks_reply_size = False  # the ferryman checks the size of data only
+    drops_empty_headers = True
 
-    def __init__(self, env: Mapping[str, str] | None = None, services: OihServices | None = None) -> None:
-        env = dict(os.environ if env is None else env)
+    def __init__(self, env: Mapping[str, str], services: OihServices | None = None) -> None:
         for required in ("AMQP_URI", "LISTEN_MESSAGES_ON"):
             if not env.get(PREFIX + required):
                 raise SettingsError(f"{PREFIX}{required} is missing")
         self.s = OihSettings.from_env(env)
         self.component_path = env.get(PREFIX + "COMPONENT_PATH") or ""
+        self.protocol_version = self.s.protocol_version
+        self.outgoing_size_limit = self.s.outgoing_message_size_limit
+        self.additional_headers = self.s.additional_headers
+        self.secrets = []
         self.amqp = AmqpSettings(
             uri=env[PREFIX + "AMQP_URI"],
             listen_queue=env[PREFIX + "LISTEN_MESSAGES_ON"],
-            prefetch=_int_setting(env, "RABBITMQ_PREFETCH_SAILOR", 1),
-            persistent_messages=True,  # the ferryman always publishes persistent messages
-            publish_retry_delay=_int_setting(env, "AMQP_PUBLISH_RETRY_DELAY", 100),
-            publish_max_retry_delay=_int_setting(env, "AMQP_PUBLISH_MAX_RETRY_DELAY", 300_000),
+            prefetch=env_int(env, "RABBITMQ_PREFETCH_SAILOR", 1, radix=10),
+            persistent_messages=self.persistent,
+            publish_retry_delay=env_int(env, "AMQP_PUBLISH_RETRY_DELAY", 100, radix=10),
+            publish_max_retry_delay=env_int(env, "AMQP_PUBLISH_MAX_RETRY_DELAY", 300_000, radix=10),
         )
         password = env.get(PREFIX + "MESSAGE_CRYPTO_PASSWORD") or None
         self.cipher = MessageCipher(
@@ -116,12 +107,12 @@ class OihDialect:
         )
         self.services = services or OihServices.from_settings(self.s)
         self.secret_cache = SecretCache(self.services.fetch_secret, self.s.secret_cache_seconds)
-        interval = _int_setting(env, "RATE_INTERVAL", 100)
-        self.throttles = {
-            "data": RateLimiter(_int_setting(env, "OUTPUT_RATE_LIMIT", 10), interval),
-            "error": RateLimiter(_int_setting(env, "ERROR_RATE_LIMIT", 2), interval),
-            "snapshot": RateLimiter(_int_setting(env, "SNAPSHOT_RATE_LIMIT", 2), interval),
-        }
+        self.throttles = self._make_throttles(
+            env_int(env, "OUTPUT_RATE_LIMIT", 10, radix=10),
+            env_int(env, "ERROR_RATE_LIMIT", 2, radix=10),
+            env_int(env, "SNAPSHOT_RATE_LIMIT", 2, radix=10),
+            env_int(env, "RATE_INTERVAL", 100, radix=10),
+        )
         self.component_json: dict[str, Any] = {}
         self._no_snapshot: frozenset[str] = frozenset()
 
@@ -144,20 +135,16 @@ class OihDialect:
             self.s.node_exchange,
         )
 
-    def startup_error(self, exc: BaseException) -> list[Publication]:
-        """The ferryman's reportError: an error without errorInput and without a token (the orchestrator
-        cannot attribute it to a flow; it is logged there)."""
-        headers = self._drop_none(
-            {
-                **self.s.additional_headers,
-                "execId": self.s.exec_id,
-                "workspaceId": self.s.workspace_id,
-                "containerId": self.s.container_id,
-                "compId": self.s.comp_id,
-                "messageId": new_uuid(),
-            }
-        )
-        return [self._error_publication(exc, headers, None, [])]
+    def _startup_headers(self) -> dict[str, Any]:
+        """The ferryman's reportError headers: no token (the orchestrator cannot attribute the error to a
+        flow; it is logged there)."""
+        return {
+            **self.additional_headers,
+            "execId": self.s.exec_id,
+            "workspaceId": self.s.workspace_id,
+            "containerId": self.s.container_id,
+            "compId": self.s.comp_id,
+        }
 
     def stop(self) -> None:
         unregister_source(self._credentials_rejected)
@@ -167,7 +154,7 @@ class OihDialect:
         """credentials_rejected(cfg) from the component: the secret fetched again if it was rotated."""
         fresh = self.secret_cache.rejected(cfg)
         if fresh is not None:
-            register_secrets(secret_values({k: v for k, v in fresh.items() if cfg.get(k) != v}))
+            register_secrets(secret_values({k: v for k, v in fresh.items() if cfg.get(k) != v}, whole=True))
         return fresh
 
     def _uses_snapshot(self, function: str | None) -> bool:
@@ -186,30 +173,14 @@ class OihDialect:
         secrets = [v for v in (token.raw, token.api_key) if v]
         register_secrets(secrets)
 
-        version = incoming_protocol_version(headers)
-        if not delivery.body:
-            raise RejectMessage("empty body")
-        try:
-            payload = self.cipher.decrypt(delivery.body, version)
-        except Exception as exc:
-            raise RejectMessage(f"cannot decode the message body: {type(exc).__name__}: {exc}") from None
-        if not isinstance(payload, dict):
-            raise RejectMessage(f"the message body is a JSON {type(payload).__name__}, not an object")
-        if not isinstance(payload.get("headers"), dict):
-            payload["headers"] = {}
-        if headers.get("reply_to"):
-            payload["headers"]["reply_to"] = headers["reply_to"]
+        payload, version = self._decode_delivery(delivery)
         orig_passthrough = copy.deepcopy(payload.get("passthrough")) or {}
         ns = token.node_settings
 
         incoming = self._incoming_headers(headers, token)
-        outgoing = self._drop_none(
+        outgoing = self._outgoing_headers(
+            incoming,
             {
-                **incoming,
-                **self.s.additional_headers,
-                "parentMessageId": incoming.get("messageId"),
-                "threadId": incoming.get("threadId"),
-                "messageId": new_uuid(),
                 "execId": self.s.exec_id or headers.get("execId"),
                 "taskId": token.flow_id,
                 "workspaceId": self.s.workspace_id,
@@ -218,18 +189,11 @@ class OihDialect:
                 "stepId": token.step_id,
                 "compId": self.s.comp_id,
                 "function": token.function,
-                "start": now_ms(),
                 "cid": CIPHER_ID,
                 HEADER_ROUTING_KEY: delivery.routing_key,
                 "orchestratorToken": token.raw,
-            }
+            },
         )
-        log_context = {
-            "threadId": incoming.get("threadId"),
-            "messageId": incoming.get("messageId"),
-            "parentMessageId": incoming.get("parentMessageId"),
-            **token.log_context(),
-        }
         state: dict[str, Any] = {
             "token": token,
             "incoming": incoming,
@@ -273,8 +237,7 @@ class OihDialect:
             message=message,
             cfg=cfg,
             snapshot=snapshot,
-            message_id=incoming.get("messageId") if isinstance(incoming.get("messageId"), str) else None,
-            log_context=self._drop_none(log_context),
+            log_context=self._log_context(incoming, token.log_context()),
             secrets=secrets,
             state=state,
         )
@@ -319,20 +282,6 @@ class OihDialect:
                 break
 
     # --- outgoing --------------------------------------------------------------------------------
-    def publications(self, execution: Execution, kind: str, payload: Any) -> list[Publication]:
-        handler = {
-            "data": self._data,
-            "error": self._error,
-            "rebound": self._rebound,
-            "snapshot": self._snapshot,
-            "updateSnapshot": self._update_snapshot,
-            "httpReply": self._http_reply,
-            "updateKeys": self._update_keys,
-        }.get(kind)
-        if handler is None:
-            return []
-        return handler(execution, payload)
-
     def on_end(self, execution: Execution) -> list[Publication]:
         """ "function complete" to the step-state key on every (first) end, failed or not."""
         if not self.s.state_routing_key:
@@ -349,47 +298,29 @@ class OihDialect:
             )
         ]
 
-    @staticmethod
-    def _drop_none(headers: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in headers.items() if v is not None}
+    def _route(self, kind: str, execution: Execution | None) -> tuple[str, str]:
+        s = self.s
+        if kind == "snapshot":
+            assert execution is not None
+            token: OrchestratorToken = execution.state["token"]
+            key = (
+                s.snapshot_routing_key
+                or token.snapshot_routing_key
+                or f"{s.node_exchange}.{token.step_id}.snapshot"
+            )
+            return s.snapshots_exchange, key
+        if kind == "rebound":
+            return s.node_exchange, s.rebound_routing_key
+        if kind == "error":
+            return s.backchannel_exchange, s.error_routing_key
+        return s.backchannel_exchange, s.output_routing_key if kind == "data" else ""
 
-    def _properties(self, **extra: Any) -> dict[str, Any]:
-        return {"content_type": "application/json", "content_encoding": "utf8", "delivery_mode": 2, **extra}
-
-    def _headers(self, execution: Execution, **extra: Any) -> dict[str, Any]:
-        headers = self._drop_none({**execution.state["outgoing"], **extra})
-        if not headers.get("messageId"):
-            headers["messageId"] = new_uuid()
-        return headers
-
-    # errors
-    def _error_publication(
-        self, err: Any, headers: dict[str, Any], original: Delivery | None, secrets: list[str]
-    ) -> Publication:
-        """sendError: `{error, errorInput}`; `error` is the (encrypted, here plain) JSON text of
-        {name, message, stack, ...details}, `errorInput` the input as received (v1) or re-encoded (v2)."""
-        body, _ = error_body(self.cipher, err, original, secrets)
-        return Publication(
-            self.s.backchannel_exchange,
-            self.s.error_routing_key,
-            js_json_dumps(body).encode("utf-8"),
-            headers,
-            self._properties(),
-            kind="error",
-        )
-
-    def _fail(self, execution: Execution, err: Any) -> list[Publication]:
-        execution.failed = True
-        self.throttles["error"].acquire()
-        headers = self._headers(execution, end=now_ms())
-        return [self._error_publication(err, headers, execution.delivery, execution.secrets)]
-
-    def _error(self, execution: Execution, payload: Any) -> list[Publication]:
-        return self._fail(execution, payload)
-
-    # data
-    def _data(self, execution: Execution, payload: Any) -> list[Publication]:
-        msg = payload if isinstance(payload, Message) else Message.from_any(payload)
+    def _data_message(
+        self, execution: Execution, msg: Message
+    ) -> tuple[dict[str, Any], dict[str, Any], list[Publication]]:
+        """``{id, data, metadata, attachments, passthrough, headers}`` after the nodeSettings steps
+        (passthrough, `after` transform, idLinking), preceded by its auto-saved snapshot and its
+        provenance event when nodeSettings ask for them."""
         state = execution.state
         token: OrchestratorToken = state["token"]
         ns = token.node_settings
@@ -433,21 +364,7 @@ class OihDialect:
         if ns.get("governance"):
             pubs += self._provenance(execution, data, saved_meta, headers)
 
-        body_headers = data.get("headers") if isinstance(data.get("headers"), dict) else {}
-        routing_key, data["headers"] = split_routing_key(body_headers)
-        routing_key = routing_key or self.s.output_routing_key
-        headers["protocolVersion"] = self.s.protocol_version
-        body = self.cipher.encrypt(data, 1 if self.s.protocol_version < 2 else 2)
-        too_big = size_error(body, self.s.outgoing_message_size_limit)
-        if too_big:
-            return pubs + self._fail(execution, too_big)
-        self.throttles["data"].acquire()
-        pubs.append(
-            Publication(
-                self.s.backchannel_exchange, str(routing_key), body, headers, self._properties(), kind="data"
-            )
-        )
-        return pubs
+        return data, headers, pubs
 
     def _link_outgoing(
         self, data: dict[str, Any], saved_meta: dict[str, Any], application_uid: Any, token: OrchestratorToken
@@ -519,7 +436,6 @@ class OihDialect:
             )
         ]
 
-    # rebound
     def _rebound(self, execution: Execution, payload: Any) -> list[Publication]:
         """Re-send the original bytes to the node exchange with a doubling expiration; past
         REBOUND_LIMIT an error "Rebound limit exceeded" (not counted: the delivery is still acked)."""
@@ -528,100 +444,23 @@ class OihDialect:
         headers = self._headers(execution, end=now_ms(), reboundReason=reason)
         iteration = next_rebound_iteration((delivery.headers or {}).get("reboundIteration"))
         if iteration > self.s.rebound_limit:
-            return [
-                self._error_publication(
-                    {"name": "Error", "message": "Rebound limit exceeded"},
-                    headers,
-                    delivery,
-                    execution.secrets,
-                )
-            ]
+            return self._error_publications(
+                {"name": "Error", "message": "Rebound limit exceeded"}, headers, delivery, execution.secrets
+            )
         headers["reboundIteration"] = iteration
         props = self._properties(expiration=rebound_expiration(iteration, self.s.rebound_initial_expiration))
-        return [
-            Publication(
-                self.s.node_exchange,
-                self.s.rebound_routing_key,
-                delivery.body,
-                headers,
-                props,
-                kind="rebound",
-            )
-        ]
+        exchange, routing_key = self._route("rebound", execution)
+        return [Publication(exchange, routing_key, delivery.body, headers, props, kind="rebound")]
 
-    # snapshots
-    def _snapshot_key(self, token: OrchestratorToken) -> str:
-        return (
-            self.s.snapshot_routing_key
-            or token.snapshot_routing_key
-            or f"{self.s.node_exchange}.{token.step_id}.snapshot"
-        )
+    def _remember_snapshot(self, payload: Any, replace: bool) -> None:
+        """Nothing to keep: the snapshots service stores it, and the next message fetches it there."""
 
-    def _snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
+    def _snapshot_headers(self, execution: Execution, event: str) -> dict[str, Any]:
         token: OrchestratorToken = execution.state["token"]
-        headers = self._headers(execution, snapshotEvent="snapshot", tenant=token.tenant)
-        self.throttles["snapshot"].acquire()
-        return [
-            Publication(
-                self.s.snapshots_exchange,
-                self._snapshot_key(token),
-                js_json_dumps(payload).encode("utf-8"),
-                headers,
-                self._properties(),
-                kind="snapshot",
-            )
-        ]
-
-    def _update_snapshot(self, execution: Execution, payload: Any) -> list[Publication]:
-        if not valid_snapshot_update(payload):
-            return []
-        token: OrchestratorToken = execution.state["token"]
-        headers = self._headers(
-            execution, snapshotEvent="updateSnapshot", flowExecId=token.flow_exec_id, tenant=token.tenant
-        )
-        return [
-            Publication(
-                self.s.snapshots_exchange,
-                self._snapshot_key(token),
-                js_json_dumps(payload).encode("utf-8"),
-                headers,
-                self._properties(),
-                kind="updateSnapshot",
-            )
-        ]
-
-    # the rest
-    def _http_reply(self, execution: Execution, payload: Any) -> list[Publication]:
-        headers = self._headers(execution)
-        routing_key = headers.get("reply_to")
-        if not routing_key:
-            return self._fail(
-                execution,
-                {
-                    "name": "Error",
-                    "message": "Component emitted 'httpReply' event "
-                    "but 'reply_to' was not found in AMQP headers",
-                },
-            )
-        reply = {k: v for k, v in dict(payload or {}).items() if k != "passedCfg"}
-        _, reply["headers"] = split_routing_key(reply.get("headers") or {})
-        headers["protocolVersion"] = 1
-        return [
-            Publication(
-                self.s.backchannel_exchange,
-                str(routing_key),
-                self.cipher.encrypt(reply, 1),
-                headers,
-                self._properties(),
-                kind="httpReply",
-            )
-        ]
+        if event == "updateSnapshot":
+            return {"flowExecId": token.flow_exec_id, "tenant": token.tenant}
+        return {"tenant": token.tenant}
 
     def _update_keys(self, execution: Execution, payload: Any) -> list[Publication]:
         log.warning("updateKeys is not supported in OIH (secrets are managed by the secret service); ignored")
         return []
-
-
-def create_dialect(env: Mapping[str, str] | None = None) -> OihDialect:
-    """The entry point settings.select_dialect calls."""
-    return OihDialect(env)
