@@ -75,7 +75,7 @@ def _serve_fake(conn: Any, which: str) -> None:
         contact = fake.add_contact(email="bench@example.com", name="Bench Contact", role="user")
         conn.send({"url": fake.url, "contact": contact["id"]})
     else:
-        from tests.oih import fake_oih
+        from elasticio_sailor.testing import fake_oih
 
         # keep-alive, as the real services (every reply of the fake has a Content-Length); without Nagle,
         # or each reply's body waits ~40 ms for the client's delayed ACK (see tools/fake_intercom.py)
@@ -369,14 +369,18 @@ def run_oih(
     ferryman: Path | None,
     logdir: Path,
 ) -> Result:
-    from tests.oih.harness import DATA_KEY, Broker, Topology, make_token, token_claims
+    from elasticio_sailor.testing.amqp import Broker
+    from elasticio_sailor.testing.oih import (
+        DATA_KEY,
+        OihTopology,
+        make_token,
+        orchestrator_message,
+        token_claims,
+    )
 
-    topo = Topology(prefix="b10" + uuid.uuid4().hex[:8])
+    topo = OihTopology()
     broker = Broker(topo)
-    broker.setup()
-    data_queue = f"{topo.prefix}:data"
-    broker.ch.queue_declare(data_queue)
-    broker.ch.queue_bind(data_queue, topo.backchannel, DATA_KEY)
+    data_queue = broker.queue("data", DATA_KEY, exchange=topo.backchannel)
     log_path = logdir / f"{side}-{topo.prefix}.log"
     proc: subprocess.Popen | None = None
     try:
@@ -390,9 +394,13 @@ def run_oih(
         )
         body = {"data": {"id": fakes.contact_id}, "metadata": {}}
         for i in range(messages):
-            broker.send(body, token=token, headers={"messageId": f"m{i}-{uuid.uuid4().hex[:8]}"})
-        while broker.count(topo.input_queue) < messages:
-            broker.conn.sleep(0.05)
+            broker.publish(
+                *orchestrator_message(
+                    broker.topo, body, token=token, headers={"messageId": f"m{i}-{uuid.uuid4().hex[:8]}"}
+                )
+            )
+        while broker.count(topo.input) < messages:
+            broker.connection.sleep(0.05)
         env = {**base_env(extra_env), **topo.env(services_url=fakes.oih_url)}
         env.update(
             {
@@ -419,22 +427,21 @@ def run_oih(
     finally:
         if proc is not None:
             stop(proc)
-        try:
-            broker.ch.queue_delete(data_queue)
-        finally:
-            broker.teardown()
+        broker.close()
 
 
 # --- elastic.io: ours and the Node sailor ---------------------------------------------------------------
 def run_elasticio(
     side: str, messages: int, prefetch: int, timeout: float, node_sailor: Path | None, logdir: Path
 ) -> Result:
-    from bench.worker import fill
-    from tests.interop.node_peer import NODE_COMPONENT
-    from tests.sailor.integration.harness import FIXTURE, Broker, FakePlatform, worker_env
+    from elasticio_sailor.testing.amqp import Broker
+    from elasticio_sailor.testing.elasticio import ElasticioTopology, FakePlatform, worker_env
 
-    broker = Broker(prefix="b10e")
-    log_path = logdir / f"elasticio-{side}-{broker.name}.log"
+    from bench.worker import fill
+    from tests.interop.node_peer import NODE_COMPONENT, PYTHON_COMPONENT
+
+    broker = Broker(ElasticioTopology())
+    log_path = logdir / f"elasticio-{side}-{broker.topo.prefix}.log"
     proc: subprocess.Popen | None = None
     try:
         out = broker.queue("data", "data")
@@ -450,7 +457,7 @@ def run_elasticio(
                 }
             )
             if side == "ours":
-                cmd, cwd = [sys.executable, "-m", "elasticio_sailor", "run"], FIXTURE
+                cmd, cwd = [sys.executable, "-m", "elasticio_sailor", "run"], PYTHON_COMPONENT
             else:
                 assert node_sailor is not None
                 cmd, cwd = [shutil.which("node") or "node", str(node_sailor)], NODE_COMPONENT

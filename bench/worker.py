@@ -30,16 +30,12 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import ElasticioTopology, FakePlatform, encode, worker_env
+from elasticio_sailor.testing.process import WorkerProcess
+
 from bench import at_least_one
-from tests.interop.node_peer import NODE_COMPONENT, ensure_node_sailor
-from tests.sailor.integration.harness import (
-    FIXTURE,
-    Broker,
-    FakePlatform,
-    WorkerProcess,
-    encode,
-    worker_env,
-)
+from tests.interop.node_peer import NODE_COMPONENT, PYTHON_COMPONENT, ensure_node_sailor
 
 
 def fill(broker: Broker, count: int, version: int) -> None:
@@ -63,7 +59,7 @@ def fill(broker: Broker, count: int, version: int) -> None:
             content_type="application/json",
             content_encoding="utf8",
         )
-        channel.basic_publish(broker.exchange, "in", body, props)
+        channel.basic_publish(broker.topo.exchange, "in", body, props)
     channel.close()
 
 
@@ -112,7 +108,7 @@ def raw_loop(url: str, queue: str, exchange: str, prefetch: int, stop: threading
 
 
 def run_one(kind: str, args: argparse.Namespace, node_sailor: Path | None) -> float:
-    broker = Broker(prefix=f"h2bench-{kind}")
+    broker = Broker(ElasticioTopology())
     try:
         out = broker.queue("data", "data")
         with FakePlatform({"config": {}, "snapshot": {}}) as platform:
@@ -121,7 +117,7 @@ def run_one(kind: str, args: argparse.Namespace, node_sailor: Path | None) -> fl
                 stop = threading.Event()
                 thread = threading.Thread(
                     target=raw_loop,
-                    args=(broker.url, broker.input, broker.exchange, args.prefetch, stop),
+                    args=(broker.url, broker.topo.input, broker.topo.exchange, args.prefetch, stop),
                     daemon=True,
                 )
                 thread.start()
@@ -141,7 +137,7 @@ def run_one(kind: str, args: argparse.Namespace, node_sailor: Path | None) -> fl
                 **({"ELASTICIO_SAILOR_CPU_AFFINITY": args.affinity} if args.affinity else {}),
             )
             if kind == "python":
-                proc = WorkerProcess(env, cwd=FIXTURE)
+                proc = WorkerProcess(env, cwd=PYTHON_COMPONENT)
             else:
                 assert node_sailor is not None
                 proc = WorkerProcess(

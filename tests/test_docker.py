@@ -30,22 +30,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.sailor.integration.harness import (
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import (
     API_KEY,
     PASSWORD,
-    Broker,
     FakePlatform,
-    WorkerProcess,
     decode,
     input_message,
     worker_env,
 )
+from elasticio_sailor.testing.plugin import require_tools, unavailable
+from elasticio_sailor.testing.process import WorkerProcess
+
 from tools.fake_intercom import FakeIntercom
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
-CI = os.environ.get("CI", "").lower() == "true"
 TOOLS = ("buildah", "podman", "runc", "mmdebstrap")
 UID = GID = 10001
 # The stand-in for python:3.11.7-slim-bookworm: Debian's Python 3.11 with pip and venv, without Debian's
@@ -104,13 +104,6 @@ def test_hadolint_reports_nothing():
         [hadolint, "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True
     )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
-
-
-def _unavailable(reason: str) -> None:
-    """Under CI a missing prerequisite is a failure; on a developer's machine the image tests skip."""
-    if CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def standin_base() -> Path:
@@ -193,10 +186,8 @@ class Engine:
 def engine() -> Iterator[Engine]:
     """The project's image, built from the Dockerfile on the stand-in base, in a private storage."""
     if os.geteuid() != 0:
-        _unavailable("building the image needs root (buildah --isolation chroot with its own --root)")
-    missing = [tool for tool in TOOLS if not shutil.which(tool)]
-    if missing:
-        _unavailable(f"{', '.join(missing)} missing: apt-get install -y buildah podman runc mmdebstrap")
+        unavailable("building the image needs root (buildah --isolation chroot with its own --root)")
+    require_tools(*TOOLS)  # apt-get install -y buildah podman runc mmdebstrap
     storage = Path(tempfile.mkdtemp(prefix="image-test-", dir="/var/tmp"))
     eng = Engine(storage)
     try:
@@ -313,7 +304,9 @@ def test_verify_through_the_entrypoint_option(engine: Engine, tmp_path: Path):
 
 
 @pytest.mark.timeout(900)
-def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: Engine, tmp_path: Path):
+def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(
+    engine: Engine, broker: Broker, tmp_path: Path
+):
     """The README's worker line: environment only, PID 1 in the container, uid 10001, SIGTERM at the end."""
     name = f"intercom-worker-{uuid.uuid4().hex[:8]}"
     with (
@@ -327,7 +320,6 @@ def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: 
             }
         ) as platform,
     ):
-        broker = Broker(prefix="image")
         worker = None
         try:
             outputs = broker.queue("data", "data")
@@ -363,4 +355,3 @@ def test_worker_in_the_image_processes_one_message_and_stops_on_sigterm(engine: 
             if worker is not None:
                 worker.kill()
             engine.podman("rm", "--force", name, check=False)
-            broker.close()

@@ -19,8 +19,14 @@ data in memory, answers with Intercom-shaped JSON and errors, and logs every req
         fake.fail_next(429)              # the next request gets this error (429: X-RateLimit-Reset = now+1)
         fake.fail_next(500, times=2, path="/contacts/search")  # only requests whose path starts so
         fake.delay = 0.2                 # each answer leaves 0.2 s after its request arrived
-        fake.requests                    # [Recorded(method, path, query, headers, body, at)], oldest first
+        fake.requests                    # [Recorded(method, path, query, headers, body, ...)], oldest first
         fake.clear_requests(); fake.reset(seed=False)   # forget requests / everything (reuse a server)
+        fake.cfg(maxRetries=0)           # a connector cfg pointing at the fake
+
+A misbehaving Intercom (loops, 429 storms, hostile answers): ``FakeIntercom(answer=fn)`` records every
+request and answers it with ``fn(recorded) -> Answer`` instead of the in-memory workspace (no auth check,
+no faults). ``Answer.drip`` sends the body one byte at a time with a pause in between; ``fake.drips``
+tells how much of each dripped body was sent and whether the client went away first.
 
 Search (POST /contacts/search, /conversations/search): nested AND/OR queries, the operators of the
 description, ``pagination: {per_page, starting_after}``, ``sort: {field, order: ascending|descending}``
@@ -60,7 +66,7 @@ from dataclasses import dataclass, field
 from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 ERRORS = {
     400: ("bad_request", "Bad Request"),
@@ -320,14 +326,40 @@ class Recorded:
     """One request as received (header names keep their case: use .header(name) to look one up)."""
 
     method: str
-    path: str
+    path: str  # still percent-encoded
     query: dict[str, str]
     headers: dict[str, str]
     body: Any  # parsed JSON; the raw bytes if not JSON; None if empty
     at: float = field(default_factory=time.time)  # when it arrived (epoch seconds)
+    target: str = ""  # the request target exactly as it arrived: path and query, still percent-encoded
+    raw: bytes = b""  # the body as sent
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+@dataclass
+class Answer:
+    """One HTTP answer: what a route of the workspace or a scripted `answer` function replies."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    drip: float | None = None  # seconds between one-byte chunks of the body
+    reason: str | None = None  # the reason phrase (None: the standard one)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, **headers: str) -> Answer:
+        return cls(status, json.dumps(value).encode(), {"Content-Type": "application/json", **headers})
+
+
+@dataclass
+class Drip:
+    """How much of a dripped body was sent, and whether the client went away first."""
+
+    sent: int = 0
+    total: int = 0
+    aborted: bool = False
 
 
 @dataclass
@@ -349,8 +381,11 @@ class FakeIntercom:
         *,
         port: int = 0,
         search_semantics: str = "intercom",
+        answer: Callable[[Recorded], Answer] | None = None,
     ):
         self.token, self.port, self.search_semantics = token, port, search_semantics
+        self.answer = answer  # set: every request is answered by it instead of the workspace
+        self.drips: list[Drip] = []
         self.delay = 0.0
         self.now: int | None = None
         self.per_page: int | None = None
@@ -375,12 +410,16 @@ class FakeIntercom:
         assert self._server is not None, "start it first: `with FakeIntercom() as fake:`"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def cfg(self, **extra: Any) -> dict[str, Any]:
+        """The connector's cfg for this fake (custom server URL, its token), plus `extra` fields."""
+        return {"accessToken": self.token, "server": "custom", "otherServer": self.url, **extra}
+
     def start(self) -> FakeIntercom:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever,
-            args=(0.05,),  # quick shutdown in tests
+            args=(0.02,),  # quick shutdown in tests
             name="fake-intercom",
             daemon=True,
         ).start()
@@ -1202,17 +1241,21 @@ class FakeIntercom:
         return 200, data, {"Content-Type": "application/octet-stream"}
 
     # ---- dispatch --------------------------------------------------------------------------------
-    def handle(self, method: str, target: str, headers: dict, raw: bytes) -> tuple[int, bytes, dict]:
-        """Answer one HTTP request with (status, body, headers); runs on the server's threads."""
-        parts = urlsplit(target)
+    def handle(self, method: str, target: str, headers: dict, raw: bytes) -> Answer:
+        """Answer one HTTP request; runs on the server's threads."""
+        path, _, query_string = target.partition("?")  # a request target, not a URL: no fragment, no host
         body: Any = None
         if raw:
             try:
                 body = json.loads(raw)
             except ValueError:
                 body = raw
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        rec = Recorded(method, parts.path, query, headers, body)
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        rec = Recorded(method, path, query, headers, body, target=target, raw=raw)
+        if self.answer is not None:
+            with self._lock:
+                self._requests.append(rec)
+            return self.answer(rec)
         request_id = str(uuid.uuid4())
         extra = {
             "X-Request-Id": request_id,
@@ -1231,7 +1274,7 @@ class FakeIntercom:
             if fault:
                 extra.update(fault.headers)
                 if fault.body is not None:
-                    return fault.status, json.dumps(fault.body).encode(), extra
+                    return Answer(fault.status, json.dumps(fault.body).encode(), extra)
                 raise ApiError(fault.status)
             if rec.header("Authorization") != f"Bearer {self.token}":
                 raise ApiError(401)
@@ -1245,10 +1288,10 @@ class FakeIntercom:
                     with self._lock:  # serialise inside the lock: results may be live store objects
                         result = handler(rec, **match.groupdict())
                         if isinstance(result, tuple):
-                            return result[0], result[1], {**extra, **result[2]}
+                            return Answer(result[0], result[1], {**extra, **result[2]})
                         if result is None:
-                            return (202 if method == "POST" else 200), b"", extra
-                        return 200, json.dumps(result, default=str).encode(), extra
+                            return Answer(202 if method == "POST" else 200, b"", extra)
+                        return Answer(200, json.dumps(result, default=str).encode(), extra)
             raise ApiError(404, "Resource Not Found")
         except Exception as exc:  # a bug in a route still answers in Intercom's shape, as a 500
             err = exc if isinstance(exc, ApiError) else ApiError(500, f"{type(exc).__name__}: {exc}")
@@ -1257,7 +1300,7 @@ class FakeIntercom:
                 "request_id": request_id,
                 "errors": [{"code": err.code, "message": err.message}],
             }
-            return err.status, json.dumps(payload).encode(), extra
+            return Answer(err.status, json.dumps(payload).encode(), extra)
 
 
 def _handler_for(fake: FakeIntercom) -> type[BaseHTTPRequestHandler]:
@@ -1272,21 +1315,39 @@ def _handler_for(fake: FakeIntercom) -> type[BaseHTTPRequestHandler]:
             received = time.monotonic()
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, data, headers = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
+            answer = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
             # the answer leaves `delay` after the request arrived: the fake's own work is part of the
             # latency it models, not added to it (a latency benchmark's ideal is then reachable)
             late = fake.delay - (time.monotonic() - received)
             if late > 0:
                 time.sleep(late)
-            self.send_response(status)
-            headers.setdefault("Content-Type", "application/json; charset=utf-8")
-            for name, value in headers.items():
+            self.send_response(answer.status, answer.reason)
+            if fake.answer is None:
+                answer.headers.setdefault("Content-Type", "application/json; charset=utf-8")
+            for name, value in answer.headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(data)
+            if answer.drip is None:
+                self.wfile.write(answer.body)
+            else:
+                self._drip(answer)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+        def _drip(self, answer: Answer) -> None:
+            drip = Drip(total=len(answer.body))
+            with fake._lock:
+                fake.drips.append(drip)
+            try:
+                for index in range(len(answer.body)):
+                    self.wfile.write(answer.body[index : index + 1])
+                    self.wfile.flush()
+                    drip.sent += 1
+                    time.sleep(answer.drip)
+            except OSError:
+                drip.aborted = True
+                self.close_connection = True
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read fake.requests
             pass

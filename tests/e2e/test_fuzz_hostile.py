@@ -13,7 +13,7 @@ no log line and no request path, query or body.
 
 Part 2, hostile answers to every action (one request each), the 12 triggers, the select models and the
 verifier: the Authorization header echoed (raw, base64, URL-encoded; in the error text past the cut, in
-X-Request-Id, in a reason phrase, in a non-JSON body), deep JSON, wrong shapes, non-JSON, oversized and
+X-Recorded-Id, in a reason phrase, in a non-JSON body), deep JSON, wrong shapes, non-JSON, oversized and
 dripping bodies. Asserted: only data or IntercomError (ConfigurationError) events, no leak anywhere, and a
 dripping answer is cut off by the deadline (the server sees the client hang up before the body ends).
 
@@ -46,7 +46,7 @@ from lib.intercom.errors import ValidationError
 from lib.operation import Operation
 from lib.select_models import __all__ as SELECT_MODELS
 from lib.verify_credentials import verify
-from tests.loopback import Answer, Request, recording_server
+from tools.fake_intercom import Answer, FakeIntercom, Recorded
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +207,7 @@ def has_surrogate(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- checking
-def check_path(op: Operation, request: Request, label: str) -> None:
+def check_path(op: Operation, request: Recorded, label: str) -> None:
     template = op.path.split("/")
     sent = request.path.split("/")
     assert len(sent) == len(template), f"{op.action_id} {label}: {request.path} is not {op.path}"
@@ -255,10 +255,10 @@ def test_malformed_messages_into_every_action(cfg_for, caplog):
     }
     started = time.monotonic()
 
-    def answer(request: Request) -> Answer:
+    def answer(request: Recorded) -> Answer:
         return Answer.json({"type": "list", "data": [], "id": "1"})
 
-    with recording_server(answer) as server, caplog.at_level(logging.DEBUG):
+    with FakeIntercom(seed=False, answer=answer) as server, caplog.at_level(logging.DEBUG):
         cfg = cfg_for(server)
 
         def run(action_id: str, label: str, msg: Any, must_refuse: bool) -> None:
@@ -279,7 +279,7 @@ def test_malformed_messages_into_every_action(cfg_for, caplog):
             counts["data"] += sum(e["event"] == "data" for e in events)
             for request in sent:
                 check_path(op, request, label)
-                check_no_leak(where, request.target, request.body.decode("utf-8", "replace"))
+                check_no_leak(where, request.target, request.raw.decode("utf-8", "replace"))
             counts["sent"] += len(sent)
             check_no_leak(where, json.dumps(events, ensure_ascii=False), caplog.text)
             counts["cases"] += 1
@@ -302,7 +302,7 @@ def test_malformed_messages_into_every_action(cfg_for, caplog):
 
 
 # ----------------------------------------------------------------------------------- part 2: answers
-def hostile_answers(request: Request) -> dict[str, Answer]:
+def hostile_answers(request: Recorded) -> dict[str, Answer]:
     auth = request.headers.get("Authorization", "")
     b64 = base64.b64encode(f"Authorization: {auth}".encode()).decode()
 
@@ -316,7 +316,7 @@ def hostile_answers(request: Request) -> dict[str, Answer]:
         "echo split at the cut": error("z" * (300 - 3 - 10) + auth, 500),
         "echo base64": error(f"header={b64}", 401),
         "echo url-encoded": error("sent " + quote(auth, safe=""), 403),
-        "echo in request id": Answer.json({"errors": []}, 404, **{"X-Request-Id": auth}),
+        "echo in request id": Answer.json({"errors": []}, 404, **{"X-Recorded-Id": auth}),
         "echo in reason phrase": Answer(400, b"", reason=f"Bad {auth}"),
         "echo in text body": Answer(502, auth.encode() * 3, {"Content-Type": "text/plain"}),
         "echo in 200 text": Answer(200, f"<p>{auth}</p>".encode(), {"Content-Type": f"text/html; t={TOKEN}"}),
@@ -339,7 +339,7 @@ def hostile_answers(request: Request) -> dict[str, Answer]:
     }
 
 
-MODES = list(hostile_answers(Request("GET", "/", {"Authorization": "Bearer x"}, b"")))
+MODES = list(hostile_answers(Recorded("GET", "/", {}, {"Authorization": "Bearer x"}, None)))
 
 
 def minimal(schema: dict[str, Any]) -> Any:
@@ -404,10 +404,10 @@ def test_hostile_answers_everywhere(cfg_for, caplog, monkeypatch):
     counts = {"cases": 0, "data": 0, "intercom_errors": 0, "configuration_errors": 0, "drips": 0}
     started = time.monotonic()
 
-    def answer(request: Request) -> Answer:
+    def answer(request: Recorded) -> Answer:
         return hostile_answers(request)[state["mode"]]
 
-    with recording_server(answer) as server, caplog.at_level(logging.DEBUG):
+    with FakeIntercom(seed=False, answer=answer) as server, caplog.at_level(logging.DEBUG):
         cfg = cfg_for(server)
 
         def check(where: str, events: list[dict]) -> None:
@@ -521,7 +521,9 @@ def test_hostile_configuration(cfg_for, caplog):
     counts = {"cases": 0, "refused": 0, "sent": 0}
     started = time.monotonic()
     with (
-        recording_server(lambda request: Answer.json({"type": "list", "data": [], "id": "1"})) as server,
+        FakeIntercom(
+            seed=False, answer=lambda request: Answer.json({"type": "list", "data": [], "id": "1"})
+        ) as server,
         caplog.at_level(logging.DEBUG),
     ):
         for field in CFG_FIELDS:

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import CIPHER, ElasticioTopology, FakePlatform, worker_env
+from elasticio_sailor.testing.process import WorkerProcess
 
-from tests.sailor.integration.harness import CIPHER, FIXTURE, Broker, FakePlatform, WorkerProcess, worker_env
-
-from .node_peer import NODE_COMPONENT
+from .node_peer import NODE_COMPONENT, PYTHON_COMPONENT
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,10 +30,10 @@ VOLATILE = {"start", "end", "messageId"}
 
 
 @pytest.fixture(params=[(1, False), (2, True)], ids=["v1", "v2-passthrough"])
-def twins(request, node_sailor) -> Iterator[dict[str, Any]]:
+def twins(request, rabbitmq, node_sailor) -> Iterator[dict[str, Any]]:
     """Both sailors on the same step; v1 without passthrough, v2 with the step's is_passthrough set."""
     version, passthrough = request.param
-    brokers = {"node": Broker(prefix="h2diff-node"), "python": Broker(prefix="h2diff-py")}
+    brokers = {kind: Broker(ElasticioTopology()) for kind in ("node", "python")}
     step = {
         "config": {"_account": "acc-9", "region": "eu"},
         "snapshot": {"s": 1},
@@ -60,7 +61,7 @@ def twins(request, node_sailor) -> Iterator[dict[str, Any]]:
                     cmd = [shutil.which("node") or "node", str(node_sailor)]
                     procs.append(WorkerProcess(env, cwd=NODE_COMPONENT, cmd=cmd).wait_ready(30))
                 else:
-                    procs.append(WorkerProcess(env, cwd=FIXTURE).wait_ready(30))
+                    procs.append(WorkerProcess(env, cwd=PYTHON_COMPONENT).wait_ready(30))
             yield {
                 "brokers": brokers,
                 "queues": collected,
@@ -208,7 +209,7 @@ def test_a_thrown_error_matches_the_node_sailor(twins):
     # Both dead-letter the input (an error was emitted).
     for kind, broker in twins["brokers"].items():
         broker.get(twins["dead"][kind])
-        assert broker.count(broker.input) == 0
+        assert broker.count(broker.topo.input) == 0
 
 
 def test_rebound_limit_matches_the_node_sailor(twins):
@@ -221,4 +222,4 @@ def test_rebound_limit_matches_the_node_sailor(twins):
     assert ours["body"]["errorInput"] == theirs["body"]["errorInput"]
     time.sleep(0.5)  # a reject would dead-letter the input within this time
     for kind, broker in twins["brokers"].items():  # acked, not dead-lettered
-        assert broker.count(broker.input) == 0 and broker.count(twins["dead"][kind]) == 0
+        assert broker.count(broker.topo.input) == 0 and broker.count(twins["dead"][kind]) == 0

@@ -15,29 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from elasticio_sailor.testing.amqp import Broker
+from elasticio_sailor.testing.elasticio import FakePlatform, decode, input_message, worker_env
+from elasticio_sailor.testing.process import WorkerProcess
 
-from tests.sailor.integration.harness import (
-    FIXTURE,
-    Broker,
-    FakePlatform,
-    WorkerProcess,
-    decode,
-    input_message,
-    worker_env,
-)
-
-from .node_peer import NODE_COMPONENT
+from .node_peer import NODE_COMPONENT, PYTHON_COMPONENT
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    b = Broker(prefix="h2interop")
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 @pytest.fixture
@@ -80,12 +64,12 @@ def start(
         ELASTICIO_LISTEN_MESSAGES_ON=listen,
         ELASTICIO_DATA_ROUTING_KEY=data_key,
         ELASTICIO_PROTOCOL_VERSION=version,
-        ELASTICIO_CONTAINER_ID=f"{step}-{broker.name}",
+        ELASTICIO_CONTAINER_ID=f"{step}-{broker.topo.prefix}",
         LOG_LEVEL="info",
         **env,
     )
     if node is None:
-        proc = WorkerProcess(environment, cwd=FIXTURE)
+        proc = WorkerProcess(environment, cwd=PYTHON_COMPONENT)
     else:
         proc = WorkerProcess(environment, cwd=NODE_COMPONENT, cmd=[shutil.which("node") or "node", str(node)])
     processes.append(proc)
@@ -107,7 +91,7 @@ def test_node_to_python_to_node(broker, platform, processes, node_sailor, versio
         node=node_sailor,
         step="step_a",
         function="relay",
-        listen=broker.input,
+        listen=broker.topo.input,
         data_key="to-py",
         version=version,
     )
@@ -160,7 +144,7 @@ def test_node_to_python_to_node(broker, platform, processes, node_sailor, versio
     assert final["body"]["node-b_saw"]["metadata"] == {"trace": "m-1"}
 
     assert broker.count(errors) == 0
-    for queue in (broker.input, q_py, q_b):
+    for queue in (broker.topo.input, q_py, q_b):
         assert broker.count(queue) == 0, f"{queue} fully acked"
     assert py.terminate() == 0
 
@@ -206,7 +190,7 @@ def test_error_payloads_are_read_by_the_other_sailor(broker, platform, processes
         node=node_sailor,
         step="step_a",
         function="fail",
-        listen=broker.input,
+        listen=broker.topo.input,
         data_key="unused",
         version=version,
         ELASTICIO_ERROR_ROUTING_KEY="node-error",

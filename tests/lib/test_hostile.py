@@ -33,26 +33,17 @@ from lib.operation import Operation
 from lib.select_models import admins, collections
 from lib.triggers import companies, contacts, help_centers, segments
 from lib.verify_credentials import verify
+from tests.in_process import StepSelf
 from tests.lib.conftest import TOKEN
-from tests.loopback import Answer, recording_server
+from tools.fake_intercom import Answer, FakeIntercom
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Ctx:
-    logger = logging.getLogger("test.hostile")
-
-    def __init__(self) -> None:
-        self.emitted: list[tuple[str, object]] = []
-
-    def emit(self, kind: str, payload: object = None) -> None:
-        self.emitted.append((kind, payload))
-
-
 @pytest.fixture
 def server():
-    with recording_server() as srv:
+    with FakeIntercom(seed=False, answer=lambda request: Answer()) as srv:
         yield srv
 
 
@@ -80,10 +71,10 @@ def loopback_only(monkeypatch):
 @pytest.mark.parametrize("value", ["..", ".", "a/../b", "../x", "x/..", "..\\x"])
 def test_dot_segments_are_refused_with_the_field_and_nothing_is_sent(server, local_cfg, value):
     with pytest.raises(ValidationError) as info:
-        dettach_contact_from_a_company.process(Ctx(), {"contact_id": value, "id": "1"}, local_cfg)
+        dettach_contact_from_a_company.process(StepSelf(), {"contact_id": value, "id": "1"}, local_cfg)
     assert info.value.errors[0]["field"] == "contact_id" and info.value.errors[0]["rule"] == "pathSegment"
     with pytest.raises(ValidationError):
-        delete_company.process(Ctx(), {"id": value}, local_cfg)
+        delete_company.process(StepSelf(), {"id": value}, local_cfg)
     assert server.requests == []
 
 
@@ -102,13 +93,13 @@ def test_dot_segments_are_refused_with_the_field_and_nothing_is_sent(server, loc
     ],
 )
 def test_a_path_parameter_is_exactly_one_segment(server, local_cfg, value, segment):
-    dettach_contact_from_a_company.process(Ctx(), {"contact_id": value, "id": "7"}, local_cfg)
+    dettach_contact_from_a_company.process(StepSelf(), {"contact_id": value, "id": "7"}, local_cfg)
     (sent,) = server.requests
     assert sent.method == "DELETE" and sent.path == f"/contacts/{segment}/companies/7"
 
 
 def test_query_values_are_encoded(server, local_cfg):
-    retrieve_visitor_with_user_id.process(Ctx(), {"user_id": "a&b=c#d/../é"}, local_cfg)
+    retrieve_visitor_with_user_id.process(StepSelf(), {"user_id": "a&b=c#d/../é"}, local_cfg)
     (sent,) = server.requests
     assert sent.path == "/visitors" and sent.target.split("?", 1)[1] == "user_id=a%26b%3Dc%23d%2F..%2F%C3%A9"
 
@@ -125,7 +116,7 @@ def test_query_values_are_encoded(server, local_cfg):
 )
 def test_strings_that_are_not_unicode_are_refused_with_their_field(server, local_cfg, data, field):
     with pytest.raises(ValidationError) as info:
-        delete_company.process(Ctx(), data, local_cfg)
+        delete_company.process(StepSelf(), data, local_cfg)
     assert [e["field"] for e in info.value.errors] == [field] and info.value.errors[0]["rule"] == "encoding"
     json.dumps(info.value.to_dict(), ensure_ascii=False).encode("utf-8")  # the error itself can be sent
     assert server.requests == []
@@ -133,7 +124,7 @@ def test_strings_that_are_not_unicode_are_refused_with_their_field(server, local
 
 def test_lone_surrogate_in_metadata_is_refused(server, local_cfg):
     with pytest.raises(ValidationError) as info:
-        delete_company.process(Ctx(), {"data": {"id": "1"}, "metadata": {"oihUid": "\ud800"}}, local_cfg)
+        delete_company.process(StepSelf(), {"data": {"id": "1"}, "metadata": {"oihUid": "\ud800"}}, local_cfg)
     assert info.value.errors[0]["field"] == "metadata.oihUid" and server.requests == []
 
 
@@ -144,7 +135,7 @@ def test_too_deep_message_is_refused(server, local_cfg):
         node["a"] = {}
         node = node["a"]
     with pytest.raises(ValidationError) as info:
-        delete_company.process(Ctx(), {"id": "1", "x": deep}, local_cfg)
+        delete_company.process(StepSelf(), {"id": "1", "x": deep}, local_cfg)
     assert info.value.errors[0]["rule"] == "maxDepth" and server.requests == []
 
 
@@ -157,11 +148,11 @@ def test_fast_and_reference_validators_must_agree(server, local_cfg):
     }
     operation = Operation("TestAgree", "DELETE", "/companies/{id}", path_params=("id",), schema=schema)
     with pytest.raises(ValidationError) as info:
-        operation.process(Ctx(), {"id": "123\n"}, local_cfg)
+        operation.process(StepSelf(), {"id": "123\n"}, local_cfg)
     assert info.value.errors == [
         {"field": "id", "rule": "pattern", "message": '"123\\n" does not match "^[0-9]+$"'}
     ]
-    operation.process(Ctx(), {"id": "123"}, local_cfg)
+    operation.process(StepSelf(), {"id": "123"}, local_cfg)
     assert [r.path for r in server.requests] == ["/companies/123"]
 
 
@@ -182,16 +173,16 @@ def deep_json(depth: int) -> bytes:
 def test_undecodable_answers_are_clear_errors(server, local_cfg, body, expected):
     server.answer = lambda request: Answer(body=body)
     with pytest.raises(IntercomError) as info:
-        list(list_admins.process(Ctx(), {}, local_cfg))
+        list(list_admins.process(StepSelf(), {}, local_cfg))
     assert info.value.code == "invalid_response" and expected in str(info.value)
     if "nested" in expected:  # a single object's answer that is not JSON is data ("non-JSON response")
         with pytest.raises(IntercomError, match=expected):
-            delete_company.process(Ctx(), {"id": "1"}, local_cfg)
+            delete_company.process(StepSelf(), {"id": "1"}, local_cfg)
 
 
 def test_a_deep_but_allowed_answer_is_data(server, local_cfg):
     server.answer = lambda request: Answer(body=b'{"id":"1","x":' + deep_json(90) + b"}")
-    assert delete_company.process(Ctx(), {"id": "1"}, local_cfg)["data"]["id"] == "1"
+    assert delete_company.process(StepSelf(), {"id": "1"}, local_cfg)["data"]["id"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -209,7 +200,7 @@ def test_a_deep_but_allowed_answer_is_data(server, local_cfg):
 def test_wrong_shapes_in_lists_are_named(server, local_cfg, body, field):
     server.answer = lambda request: Answer.json(body)
     with pytest.raises(IntercomError, match=rf"unexpected shape at {__import__('re').escape(field)}:"):
-        list(list_contacts.process(Ctx(), {}, {**local_cfg, "emitBehaviour": "fetchAll"}))
+        list(list_contacts.process(StepSelf(), {}, {**local_cfg, "emitBehaviour": "fetchAll"}))
 
 
 @pytest.mark.parametrize(
@@ -219,14 +210,14 @@ def test_wrong_shapes_in_lists_are_named(server, local_cfg, body, field):
 def test_wrong_shapes_in_triggers_are_named(server, local_cfg, body):
     server.answer = lambda request: Answer.json(body)
     with pytest.raises(IntercomError, match="unexpected shape at"):
-        contacts.process(Ctx(), {}, {**local_cfg, "startTime": "2024-01-01"}, {})
+        contacts.process(StepSelf(), {}, {**local_cfg, "startTime": "2024-01-01"}, {})
 
 
 def test_non_json_answer_to_a_trigger_is_a_clear_error(server, local_cfg):
     server.answer = lambda request: Answer(body=b"<html>oops</html>", headers={"Content-Type": "text/html"})
     for trigger in (contacts, companies, help_centers, segments):
         with pytest.raises(IntercomError, match="not JSON"):
-            trigger.process(Ctx(), {}, {**local_cfg, "startTime": "2024-01-01"}, {})
+            trigger.process(StepSelf(), {}, {**local_cfg, "startTime": "2024-01-01"}, {})
 
 
 @pytest.mark.parametrize("body", [[1], {"admins": {"id": 1}}, "x"])
@@ -287,7 +278,7 @@ def test_token_echoed_anywhere_in_an_error_is_masked_even_when_cut(server, local
         **{"X-Request-Id": f"req-{TOKEN}"},
     )
     with pytest.raises(IntercomError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, local_cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, local_cfg)
     error = info.value
     for text in (str(error), repr(error), json.dumps(error.to_dict())):
         assert not leaks(text), text
@@ -317,7 +308,7 @@ def test_non_json_error_body_and_reason_phrase_are_masked(server, local_cfg):
         500, f"upstream said: {request.headers['Authorization']}".encode(), {"Content-Type": "text/plain"}
     )
     with pytest.raises(IntercomError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, local_cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, local_cfg)
     assert "upstream said" in str(info.value) and not leaks(str(info.value))
 
 
@@ -325,7 +316,7 @@ def test_non_json_success_text_is_masked(server, local_cfg):
     server.answer = lambda request: Answer(
         200, f"echo {request.headers['Authorization']}".encode(), {"Content-Type": f"text/plain; x={TOKEN}"}
     )
-    result = delete_company.process(Ctx(), {"id": "1"}, local_cfg)
+    result = delete_company.process(StepSelf(), {"id": "1"}, local_cfg)
     assert result["data"]["result"] == "non-JSON response" and not leaks(json.dumps(result))
 
 
@@ -371,7 +362,7 @@ def test_error_events_and_logs_never_hold_the_token(server, local_cfg, caplog):
 def test_bad_cfg_is_refused_with_the_field(server, extra, field):
     cfg = {"accessToken": TOKEN, **extra}
     with pytest.raises(ConfigurationError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     assert info.value.field == field and f"'{field}'" in str(info.value)
     assert "s3cr3tpw" not in str(info.value) and "\n" not in str(info.value)
     assert server.requests == []
@@ -396,7 +387,7 @@ def test_bad_cfg_is_refused_with_the_field(server, extra, field):
 def test_trigger_numbers_must_be_finite(server, local_cfg, field, value):
     cfg = {**local_cfg, "startTime": "2024-01-01", field: value}
     with pytest.raises(ConfigurationError) as info:
-        contacts.process(Ctx(), {}, cfg, {})
+        contacts.process(StepSelf(), {}, cfg, {})
     assert info.value.field == field and server.requests == []
 
 
@@ -438,7 +429,7 @@ FORBIDDEN_LITERALS = [
 def test_forbidden_server_addresses_are_refused_before_anything_is_sent(url, loopback_only):
     cfg = {"accessToken": TOKEN, "server": "custom", "otherServer": url}
     with pytest.raises(ConfigurationError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     assert info.value.field == "otherServer" and "refused" in str(info.value)
     assert loopback_only == []
 
@@ -463,7 +454,7 @@ def test_names_resolving_to_forbidden_addresses_are_refused_at_connect(monkeypat
     )
     cfg = {"accessToken": TOKEN, "server": "custom", "otherServer": "http://evil.test:8080", "maxRetries": 0}
     with pytest.raises(ConfigurationError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     assert info.value.field == "otherServer" and "evil.test resolves to" in str(info.value)
     assert loopback_only == []  # not even the loopback address of that name was connected to
 
@@ -472,7 +463,7 @@ def test_loopback_is_allowed_and_the_checked_address_is_the_one_connected(monkey
     port = server.url.rsplit(":", 1)[1]
     monkeypatch.setattr(config, "_resolve", lambda host, p: ["127.0.0.1"])
     cfg = {"accessToken": TOKEN, "server": "custom", "otherServer": f"http://intercom-proxy.test:{port}"}
-    assert delete_company.process(Ctx(), {"id": "1"}, cfg)["data"] == {}
+    assert delete_company.process(StepSelf(), {"id": "1"}, cfg)["data"] == {}
     assert loopback_only == [("127.0.0.1", int(port))]
     assert server.requests[0].headers["Host"] == f"intercom-proxy.test:{port}"
 
@@ -487,7 +478,7 @@ def test_private_hosts_can_be_allowed_by_the_environment(monkeypatch, server):
         "maxRetries": 0,
     }
     with pytest.raises(ConfigurationError, match=config.ALLOW_PRIVATE_ENV):
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     for allowed in ("10.0.0.0/8", "intercom.corp", "*", "192.168.0.0/16,10.9.8.7"):
         monkeypatch.setenv(config.ALLOW_PRIVATE_ENV, allowed)
         assert config.refusal(__import__("ipaddress").ip_address("10.9.8.7"), "intercom.corp") is None
@@ -525,7 +516,7 @@ def test_unresolvable_name_is_a_connection_error(monkeypatch):
     monkeypatch.setattr(config, "_resolve", fail)
     cfg = {"accessToken": TOKEN, "server": "custom", "otherServer": "http://nowhere.test", "maxRetries": 0}
     with pytest.raises(IntercomError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     assert info.value.code == "connection_error"
 
 
@@ -533,7 +524,7 @@ def test_unresolvable_name_is_a_connection_error(monkeypatch):
 def test_request_timeout_bounds_the_whole_call_body_included(server, local_cfg):
     server.answer = lambda request: Answer(body=b'{"id": "1", "pad": "' + b"x" * 400 + b'"}', drip=0.05)
     with pytest.raises(IntercomError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, {**local_cfg, "requestTimeout": 1})
+        delete_company.process(StepSelf(), {"id": "1"}, {**local_cfg, "requestTimeout": 1})
     assert info.value.code == "timeout" and info.value.retryable
     (drip,) = server.drips
     assert drip.sent < drip.total  # the client hung up while the server was still dripping
@@ -573,7 +564,7 @@ def test_request_timeout_also_bounds_dripping_headers(local_cfg, prelude, drip):
     thread.start()
     cfg = {**local_cfg, "otherServer": f"http://127.0.0.1:{port}", "requestTimeout": 1}
     with pytest.raises(IntercomError) as info:
-        delete_company.process(Ctx(), {"id": "1"}, cfg)
+        delete_company.process(StepSelf(), {"id": "1"}, cfg)
     thread.join(10)
     listener.close()
     assert info.value.code == "timeout" and outcome == {"aborted": True}
@@ -611,7 +602,9 @@ def test_deadline_is_per_attempt_and_retries_go_on(server, local_cfg):
         return Answer(body=b'{"id": "1"}', drip=0.8 if len(calls) == 1 else None)
 
     server.answer = answer
-    result = delete_company.process(Ctx(), {"id": "1"}, {**local_cfg, "requestTimeout": 2, "maxRetries": 1})
+    result = delete_company.process(
+        StepSelf(), {"id": "1"}, {**local_cfg, "requestTimeout": 2, "maxRetries": 1}
+    )
     assert result["data"] == {"id": "1"} and len(calls) == 2
 
 

@@ -1,6 +1,7 @@
 """Pagination always ends: every style, through real actions and polling triggers, against a server that
-misbehaves over real HTTP (tests/lib/misbehaving.py). Each run must stop within a few requests, emit what
-it had, then exactly one error; a refused scroll is named, and the companies trigger loses nothing."""
+misbehaves over real HTTP (the fake Intercom's scripted `answer` mode). Each run must stop within a few
+requests, emit what it had, then exactly one error; a refused scroll is named, and the companies trigger
+loses nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from elasticio_sailor import execute, execute_full
 
 from lib.intercom.client import IntercomClient
-from tests.lib.misbehaving import Misbehaving, Request
+from tools.fake_intercom import Answer, FakeIntercom, Recorded
 from tools.generate import ROOT
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,33 +33,33 @@ def page(ids: list[str], **extra: Any) -> dict[str, Any]:
     }
 
 
-def repeated_cursor(request: Request):
-    return 200, {}, page([f"c{len(request.query)}"], pages={"next": {"starting_after": "same"}})
+def repeated_cursor(request: Recorded):
+    return Answer.json(page([f"c{len(request.query)}"], pages={"next": {"starting_after": "same"}}))
 
 
-def cycling_cursor(request: Request):  # A -> B -> A -> ...
+def cycling_cursor(request: Recorded):  # A -> B -> A -> ...
     after = request.query.get("starting_after") or (request.body or {}).get("pagination", {}).get(
         "starting_after"
     )
     nxt = {None: "A", "A": "B", "B": "A"}[after]
-    return 200, {}, page([f"after-{after}"], pages={"next": {"starting_after": nxt}})
+    return Answer.json(page([f"after-{after}"], pages={"next": {"starting_after": nxt}}))
 
 
-def repeated_search_cursor(request: Request):
-    return 200, {}, page(["s1"], pages={"next": {"starting_after": "same"}})
+def repeated_search_cursor(request: Recorded):
+    return Answer.json(page(["s1"], pages={"next": {"starting_after": "same"}}))
 
 
-def repeated_scroll(request: Request):  # the same scroll_param and the same companies, for ever
-    return 200, {}, page(["co1"], scroll_param="sp")
+def repeated_scroll(request: Recorded):  # the same scroll_param and the same companies, for ever
+    return Answer.json(page(["co1"], scroll_param="sp"))
 
 
-def stuck_page_number(request: Request):  # ignores ?page=, always page 1 of 9
-    return 200, {}, page(["a1"], pages={"type": "pages", "page": 1, "total_pages": 9})
+def stuck_page_number(request: Recorded):  # ignores ?page=, always page 1 of 9
+    return Answer.json(page(["a1"], pages={"type": "pages", "page": 1, "total_pages": 9}))
 
 
-def endless(request: Request):  # advances for ever: only the page cap ends it
+def endless(request: Recorded):  # advances for ever: only the page cap ends it
     n = int(request.query.get("starting_after") or 0)
-    return 200, {}, page([f"e{n}"], pages={"next": {"starting_after": str(n + 1)}})
+    return Answer.json(page([f"e{n}"], pages={"next": {"starting_after": str(n + 1)}}))
 
 
 # action, handler, body, pages emitted before the error, requests sent
@@ -88,7 +89,7 @@ ACTION_CASES = {
 @pytest.mark.parametrize("behaviour", ["emitPage", "fetchAll"])
 def test_list_actions_stop_on_a_loop_after_emitting_what_they_had(case: str, behaviour: str) -> None:
     action, handler, data, pages, requests = ACTION_CASES[case]
-    with Misbehaving(handler) as server:
+    with FakeIntercom(seed=False, answer=handler) as server:
         events = execute(action, {"data": data}, server.cfg(emitBehaviour=behaviour), component_dir=ROOT)
         sent = len(server.requests)
     kinds = [e["event"] for e in events]
@@ -101,7 +102,7 @@ def test_list_actions_stop_on_a_loop_after_emitting_what_they_had(case: str, beh
 
 
 def test_the_page_cap_ends_an_endless_list_with_a_clear_error() -> None:
-    with Misbehaving(endless) as server:
+    with FakeIntercom(seed=False, answer=endless) as server:
         events = execute(
             "ListContacts",
             {"data": {}},
@@ -117,7 +118,7 @@ def test_the_page_cap_ends_an_endless_list_with_a_clear_error() -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "2.5", "many", True])
 def test_a_bad_page_cap_is_refused_before_any_request(value: Any) -> None:
-    with Misbehaving(endless) as server:
+    with FakeIntercom(seed=False, answer=endless) as server:
         events = execute("ListContacts", {"data": {}}, server.cfg(maxPages=value), component_dir=ROOT)
         assert server.requests == []
     assert [e["event"] for e in events] == ["error"] and "maxPages" in events[0]["error"]["message"]
@@ -136,7 +137,7 @@ TRIGGER_CASES = {
 @pytest.mark.parametrize("case", TRIGGER_CASES)
 def test_polling_triggers_stop_on_a_loop_emit_what_they_had_and_save_their_position(case: str) -> None:
     trigger, handler, emitted, requests = TRIGGER_CASES[case]
-    with Misbehaving(handler) as server:
+    with FakeIntercom(seed=False, answer=handler) as server:
         cfg = server.cfg(startTime=str(BASE), lagSeconds="0")
         events, snapshot, _ = execute_full(trigger, {}, cfg, {}, component_dir=ROOT)
         sent = len(server.requests)
@@ -164,7 +165,7 @@ class Scrolls:
         self.open: dict[str, int] = {}
         self.calls = 0
 
-    def __call__(self, request: Request):
+    def __call__(self, request: Recorded):
         self.calls += 1
         if self.refuse_at is not None and self.calls == self.refuse_at:
             self.refuse_at = None
@@ -174,7 +175,9 @@ class Scrolls:
                 if request.query.get("scroll_param")
                 else "scroll already exists for this workspace"
             )
-            return 400, {}, {"type": "error.list", "errors": [{"code": "bad_request", "message": message}]}
+            return Answer.json(
+                {"type": "error.list", "errors": [{"code": "bad_request", "message": message}]}, 400
+            )
         param = request.query.get("scroll_param")
         if param is None:
             param = f"sp{self.calls}"
@@ -182,14 +185,14 @@ class Scrolls:
         start = self.open[param]
         chunk = self.companies[start : start + self.per_page]
         self.open[param] = start + len(chunk)
-        return 200, {}, {"type": "list", "data": chunk, "scroll_param": param}
+        return Answer.json({"type": "list", "data": chunk, "scroll_param": param})
 
 
 @pytest.mark.parametrize(("refuse_at", "code"), [(1, "scroll_in_progress"), (3, "scroll_expired")])
 def test_a_refused_scroll_is_a_clear_error(refuse_at: int, code: str) -> None:
     scrolls = Scrolls(10)
     scrolls.refuse_at = refuse_at
-    with Misbehaving(scrolls) as server:
+    with FakeIntercom(seed=False, answer=scrolls) as server:
         events = execute("scrollOverAllCompanies", {"data": {}}, server.cfg(), component_dir=ROOT)
     assert [e["event"] for e in events] == ["data"] * (refuse_at - 1) + ["error"]
     error = events[-1]["error"]
@@ -199,7 +202,7 @@ def test_a_refused_scroll_is_a_clear_error(refuse_at: int, code: str) -> None:
 
 def test_companies_trigger_restarts_a_refused_scroll_on_the_next_poll_and_loses_nothing() -> None:
     scrolls = Scrolls(10)
-    with Misbehaving(scrolls) as server:
+    with FakeIntercom(seed=False, answer=scrolls) as server:
         cfg = server.cfg(startTime=str(BASE), lagSeconds="0")
         scrolls.refuse_at = 3  # pages 1 and 2 arrive, then the scroll_param "expires"
         first, snapshot, _ = execute_full("newOrUpdatedCompanies", {}, cfg, {}, component_dir=ROOT)
@@ -215,7 +218,7 @@ def test_companies_trigger_restarts_a_refused_scroll_on_the_next_poll_and_loses_
 
 
 def test_a_fetch_all_poll_emits_what_it_collected_then_the_error() -> None:
-    with Misbehaving(cycling_cursor) as server:
+    with FakeIntercom(seed=False, answer=cycling_cursor) as server:
         cfg = server.cfg(startTime=str(BASE), lagSeconds="0", emitBehaviour="fetchAll")
         events, snapshot, _ = execute_full("newOrUpdatedContacts", {}, cfg, {}, component_dir=ROOT)
     assert [e["event"] for e in events] == ["data", "snapshot", "error"]
@@ -224,11 +227,11 @@ def test_a_fetch_all_poll_emits_what_it_collected_then_the_error() -> None:
 
 
 def test_the_page_cap_ends_a_poll_after_saving_its_position() -> None:
-    def endless_search(request: Request):
+    def endless_search(request: Recorded):
         n = int((request.body.get("pagination") or {}).get("starting_after") or 0)
-        return 200, {}, page([f"e{n}"], pages={"next": {"starting_after": str(n + 1)}})
+        return Answer.json(page([f"e{n}"], pages={"next": {"starting_after": str(n + 1)}}))
 
-    with Misbehaving(endless_search) as server:
+    with FakeIntercom(seed=False, answer=endless_search) as server:
         cfg = server.cfg(startTime=str(BASE), lagSeconds="0", maxPages=3)
         events, snapshot, _ = execute_full("newOrUpdatedContacts", {}, cfg, {}, component_dir=ROOT)
         assert len(server.requests) == 3

@@ -1,5 +1,6 @@
 """Rate limits: pacing from the headers, 429 storms that end without errors, and two workers sharing one
-app's budget against a server that enforces it (real HTTP over loopback, tests/lib/misbehaving.py)."""
+app's budget against a server that enforces it (real HTTP over loopback: the fake Intercom's scripted
+`answer` mode)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from lib.intercom.client import IntercomClient
 from lib.intercom.errors import IntercomError
 from lib.intercom.ratelimit import MARGIN, Pacer
 from tests.lib.conftest import TOKEN, US
-from tests.lib.misbehaving import Misbehaving, Request
+from tools.fake_intercom import Answer, FakeIntercom, Recorded
 from tools.generate import ROOT
 
 
@@ -121,7 +122,7 @@ class Storm:
         self.lock = threading.Lock()
         self.statuses: dict[str, list[int]] = {}
 
-    def __call__(self, request: Request):
+    def __call__(self, request: Recorded):
         contact = request.path.rsplit("/", 1)[-1]
         with self.lock:
             refused = self.random.random() < self.share
@@ -132,22 +133,22 @@ class Storm:
                 "X-RateLimit-Remaining": "0",
                 "X-RateLimit-Reset": str(int(time.time()) + 1),
             }
-            return (
-                429,
-                headers,
+            return Answer.json(
                 {
                     "type": "error.list",
                     "errors": [{"code": "rate_limit_exceeded", "message": "Too many requests"}],
                 },
+                429,
+                **headers,
             )
-        return 200, {}, {"type": "contact", "id": contact, "email": f"{contact}@example.com"}
+        return Answer.json({"type": "contact", "id": contact, "email": f"{contact}@example.com"})
 
 
 @pytest.mark.timeout(120)
 def test_a_30_percent_429_storm_on_500_messages_ends_with_0_errors(sleeps):
     """Waits are recorded, not slept (the conftest's `sleeps`): the requests and answers are real."""
     storm = Storm()
-    with Misbehaving(storm) as server:
+    with FakeIntercom(seed=False, answer=storm) as server:
         cfg = server.cfg()  # default maxRetries (3)
         events = [
             execute("ShowContact", {"data": {"id": f"c{i}"}}, cfg, component_dir=ROOT) for i in range(500)
@@ -178,7 +179,7 @@ class Budget:
         self.ok: Counter[int] = Counter()
         self.refused: Counter[int] = Counter()
 
-    def __call__(self, request: Request):
+    def __call__(self, request: Recorded):
         now = time.time()
         index = int(now // self.WINDOW)
         reset = (index + 1) * self.WINDOW
@@ -195,7 +196,9 @@ class Budget:
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": f"{reset:.0f}",
         }
-        return status, headers, {"type": "admin", "id": "1"} if status == 200 else {"type": "error.list"}
+        return Answer.json(
+            {"type": "admin", "id": "1"} if status == 200 else {"type": "error.list"}, status, **headers
+        )
 
 
 WORKER = """
@@ -233,7 +236,7 @@ def test_two_workers_sharing_a_budget_use_it_with_few_429s():
     test here that takes time."""
     budget = Budget()
     workers, threads, windows = 2, 2, 6
-    with Misbehaving(budget) as server:
+    with FakeIntercom(seed=False, answer=budget) as server:
         start = (int(time.time() // Budget.WINDOW) + 2) * Budget.WINDOW  # on a window boundary, once started
         end = start + windows * Budget.WINDOW
         args = [server.url, str(start), str(end), str(10 * Budget.BUDGET * windows), str(threads)]

@@ -9,8 +9,9 @@ import pytest
 
 from lib import select_models
 from lib.triggers import contacts
+from tests.in_process import ids, run
 
-from .conftest import BASE, ids, run
+from .conftest import BASE
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]

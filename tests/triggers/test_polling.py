@@ -10,8 +10,9 @@ from lib.actions import list_contacts
 from lib.intercom.errors import ConfigurationError
 from lib.triggers import companies, contacts, conversations, data_attributes, help_centers, segments
 from lib.triggers.polling import Position, parse_time
+from tests.in_process import ids, run
 
-from .conftest import BASE, ids, run
+from .conftest import BASE
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,8 +6,9 @@ import pytest
 import responses
 
 from lib.triggers import articles, news_items, sections
+from tests.in_process import ids, run
 
-from .conftest import BASE, ids, run
+from .conftest import BASE
 
 pytestmark = pytest.mark.timeout(30)
 API = "https://api.intercom.io"

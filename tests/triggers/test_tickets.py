@@ -7,8 +7,9 @@ import pytest
 from lib import select_models
 from lib.triggers import tickets
 from lib.triggers.polling import SearchResource
+from tests.in_process import ids, run
 
-from .conftest import BASE, ids, run
+from .conftest import BASE
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,8 +8,7 @@ import pytest
 
 from lib.triggers import webhook
 from lib.triggers.webhook import WebhookSignatureError, signature, topic_matches
-
-from .conftest import run
+from tests.in_process import run
 
 pytestmark = pytest.mark.timeout(30)
 

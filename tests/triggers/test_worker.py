@@ -10,28 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.sailor.integration.harness import (
-    Broker,
-    FakePlatform,
-    WorkerProcess,
-    decode,
-    input_message,
-    worker_env,
-)
+from elasticio_sailor.testing.elasticio import FakePlatform, decode, input_message, worker_env
+from elasticio_sailor.testing.process import WorkerProcess
 
 from .conftest import BASE, ROOT
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def broker():
-    b = Broker(prefix="h5trigger")
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def test_contacts_trigger_in_the_elasticio_worker(broker, fake, cfg):

@@ -9,17 +9,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from tests.oih.fake_oih import FakeOih
-from tests.oih.harness import (
-    DATA_KEY,
-    Broker,
-    Topology,
-    make_token,
-    start_worker,
-    token_claims,
-    wait_consuming,
-)
+from elasticio_sailor.testing.fake_oih import FakeOih
+from elasticio_sailor.testing.oih import DATA_KEY, OihTopology, make_token, orchestrator_message, token_claims
+from elasticio_sailor.testing.process import start_sailor
 
 from .conftest import BASE, ROOT
 
@@ -27,31 +19,31 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def oih_broker():
-    b = Broker(Topology())
-    b.setup()
-    try:
-        yield b
-    finally:
-        b.teardown()
+def topology() -> OihTopology:
+    return OihTopology()
 
 
-def test_contacts_trigger_in_the_oih_worker(oih_broker, fake, cfg, tmp_path):
-    broker, topo = oih_broker, oih_broker.topo
+def test_contacts_trigger_in_the_oih_worker(broker, fake, cfg, tmp_path):
+    topo = broker.topo
     made = [fake.add_contact(email=f"o{i}@example.com", updated_at=BASE + 10 + i)["id"] for i in range(3)]
     with FakeOih() as oih:
         # the position of an earlier run: the first contact was already emitted
         earlier = {"updated_at": BASE + 10, "ids_at_last": [made[0]], "startTime": BASE}
         oih.state.snapshots[(topo.flow_id, topo.step_id)] = earlier
-        worker = start_worker(topo.env(services_url=oih.url), tmp_path / "worker.log", component=ROOT)
+        worker = start_sailor(topo.env(services_url=oih.url), ROOT, tmp_path / "worker.log")
         try:
-            wait_consuming(broker, worker)
+            broker.wait_consuming(worker)
             claims = token_claims(
                 topo.flow_id, topo.step_id, "newOrUpdatedContacts", fields={**cfg, "startTime": BASE}
             )
             message_id = str(uuid.uuid4())
-            broker.send(
-                {"data": {}, "metadata": {}}, token=make_token(**claims), headers={"messageId": message_id}
+            broker.publish(
+                *orchestrator_message(
+                    broker.topo,
+                    {"data": {}, "metadata": {}},
+                    token=make_token(**claims),
+                    headers={"messageId": message_id},
+                )
             )
             out = broker.wait_done(message_id)
             data = [c.json for c in out if c.routing_key == DATA_KEY]
@@ -59,6 +51,6 @@ def test_contacts_trigger_in_the_oih_worker(oih_broker, fake, cfg, tmp_path):
             assert [m["metadata"]["recordUid"] for m in data] == made[1:]
             snaps = [c.json for c in out if c.exchange == topo.collector and c.headers.get("snapshotEvent")]
             assert snaps[-1] == {"updated_at": BASE + 12, "ids_at_last": [made[2]], "startTime": BASE}
-            assert fake.token not in worker.log()
+            assert fake.token not in worker.logs()
         finally:
             worker.stop()

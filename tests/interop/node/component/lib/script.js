@@ -1,4 +1,4 @@
-// The Node twin of tests/sailor/integration/fixtures/component/lib/script.py: does what msg.body says.
+// The Node twin of sailor/tests/integration/fixtures/component/lib/script.py: does what msg.body says.
 function asElasticMessage(payload) {
     // Our Python twin emits {data, id?, headers?, ...}; on the wire both become {id?, body, headers, attachments, metadata}.
     const out = {};
