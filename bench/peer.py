@@ -13,7 +13,7 @@ same fake Intercom (``tools/fake_intercom.py``). The fakes run in a child proces
 neither share our GIL nor count as either side's CPU; they speak HTTP/1.1 keep-alive, as the real services
 do. Prefetch 10, output throttles lifted for both (``ELASTICIO_OUTPUT_RATE_LIMIT`` etc.).
 
-elastic.io dialect (`ours` vs the Node sailor 2.7.8 of tests/interop/node): the ``echo`` action of
+elastic.io dialect (`ours` vs the Node sailor 2.7.8 of sailor/tests/interop/node): the ``echo`` action of
 bench/worker.py (no HTTP), encrypted protocol v1 messages, prefetch 10, data throttle lifted.
 
 Scenarios, each side started fresh on a pre-filled queue, sides interleaved within every round:
@@ -436,9 +436,9 @@ def run_elasticio(
 ) -> Result:
     from elasticio_sailor.testing.amqp import Broker
     from elasticio_sailor.testing.elasticio import ElasticioTopology, FakePlatform, worker_env
+    from elasticio_sailor.testing.node import NODE_COMPONENT, PYTHON_COMPONENT
 
     from bench.worker import fill
-    from tests.interop.node_peer import NODE_COMPONENT, PYTHON_COMPONENT
 
     broker = Broker(ElasticioTopology())
     log_path = logdir / f"elasticio-{side}-{broker.topo.prefix}.log"
@@ -507,7 +507,7 @@ def _run(args: argparse.Namespace) -> int:
         ferryman = install_original(workdir) if "original" in sides else None
         node_sailor = None
         if "node" in e_sides:
-            from tests.interop.node_peer import ensure_node_sailor
+            from elasticio_sailor.testing.node import ensure_node_sailor
 
             node_sailor = ensure_node_sailor()
         logdir = workdir / "logs"

@@ -7,7 +7,7 @@ Three consumers of the same pre-filled queue, one after the other, on the same b
   publish on a confirm channel and wait for the confirm, then ack;
 - ``raw``: a bare pika loop (BlockingConnection, confirm channel): consume, publish the same bytes,
   wait for the confirm, ack. No decryption, no component: the limit for one consumer process;
-- ``node``: the elastic.io Node sailor 2.7.8 (tests/interop/node) with an echo action.
+- ``node``: the elastic.io Node sailor 2.7.8 (sailor/tests/interop/node) with an echo action.
 
 Both sailors get ``ELASTICIO_DATA_RATE_LIMIT`` raised to 1e6 (the Node default, 10 per 100 ms, would cap
 both at 100 messages/s). Messages/s is measured from the first output message to the last, so process
@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elasticio_sailor.testing.amqp import Broker
 from elasticio_sailor.testing.elasticio import ElasticioTopology, FakePlatform, encode, worker_env
+from elasticio_sailor.testing.node import NODE_COMPONENT, PYTHON_COMPONENT, ensure_node_sailor
 from elasticio_sailor.testing.process import WorkerProcess
 
 from bench import at_least_one
-from tests.interop.node_peer import NODE_COMPONENT, PYTHON_COMPONENT, ensure_node_sailor
 
 
 def fill(broker: Broker, count: int, version: int) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from .node_peer import ensure_node_sailor
+from elasticio_sailor.testing.node import ensure_node_sailor
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from elasticio_sailor.testing.amqp import Broker
 from elasticio_sailor.testing.elasticio import CIPHER, ElasticioTopology, FakePlatform, worker_env
+from elasticio_sailor.testing.node import NODE_COMPONENT, PYTHON_COMPONENT
 from elasticio_sailor.testing.process import WorkerProcess
-
-from .node_peer import NODE_COMPONENT, PYTHON_COMPONENT
 
 pytestmark = pytest.mark.timeout(180)
 
