@@ -45,6 +45,23 @@ def test_the_count_of_list_actions_is_component_jsons():
     assert f"The {len(lists)} list, search and scroll actions have the step field `emitBehaviour`" in README
 
 
+def test_every_place_what_is_in_the_box_names_exists_and_its_counts_are_component_jsons():
+    """The layout table is what a new maintainer reads first: each file or folder it names is there
+    (a bare module name, as `env.py`, is a file of that name under the row's folder)."""
+    table = README[README.index("## What is in the box") : README.index("## Using a real workspace")]
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    paths = {f"/{line}" for line in tracked.splitlines()}
+    places = [
+        name for name in re.findall(r"`([\w./-]+)`", table) if "/" in name or name.endswith((".py", ".json"))
+    ]
+    missing = [name for name in places if not any(f"/{name.strip('/')}" in path for path in paths)]
+    assert len(places) > 20 and missing == []
+    component = json.loads((ROOT / "component.json").read_text())
+    assert (
+        f"{len(component['actions'])} actions" in table and f"{len(component['triggers'])} triggers" in table
+    )
+
+
 def test_the_image_base_is_the_dockerfiles():
     base = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)[1]
     assert f"The image is built on `{base}`" in README
