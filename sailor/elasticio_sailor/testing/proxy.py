@@ -10,6 +10,7 @@ half-closed peer.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -24,25 +25,18 @@ _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST in
 
 def _close(sock: socket.socket) -> None:
     """An orderly close (FIN), as a peer that goes away does."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 def _reset(sock: socket.socket) -> None:
-    try:
+    """A close with RST (SO_LINGER 0), as a crashed peer or a middlebox gives."""
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 class FaultProxy:
