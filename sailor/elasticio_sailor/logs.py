@@ -230,10 +230,6 @@ def bind(**ids: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def bound_ids() -> dict[str, Any]:
-    return dict(_context.get() or {})
-
-
 # --- formatting ------------------------------------------------------------------------------
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _EXTRA_SKIP = _STANDARD | {"exc_text"}

@@ -6,9 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Keys that make a dict a message rather than bare data.
-MESSAGE_KEYS = ("data", "metadata", "attachments", "id", "headers", "passthrough")
-
 #: A message dict whose *class* sets this attribute true hands its `data` over to the sailor: the data is
 #: exactly what `json.loads` returned and nothing else holds a reference to it. The in-process sailor then
 #: skips its defensive check-and-copy of `data` (as costly as decoding a large page again); everything else

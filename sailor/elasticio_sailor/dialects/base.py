@@ -76,7 +76,6 @@ class AmqpSettings:
     uri: str
     listen_queue: str
     prefetch: int = 1
-    persistent_messages: bool = False  # deliveryMode 2 on every publish when true
     publish_retry_delay: int = 100
     publish_retry_attempts: float = float("inf")
     publish_max_retry_delay: int = 300_000

@@ -74,7 +74,6 @@ class ElasticioDialect(BaseDialect):
                 uri=settings["AMQP_URI"],
                 listen_queue=settings["LISTEN_MESSAGES_ON"],
                 prefetch=settings["RABBITMQ_PREFETCH_SAILOR"],
-                persistent_messages=self.persistent,
                 publish_retry_delay=settings["AMQP_PUBLISH_RETRY_DELAY"],
                 publish_retry_attempts=settings["AMQP_PUBLISH_RETRY_ATTEMPTS"],
                 publish_max_retry_delay=settings["AMQP_PUBLISH_MAX_RETRY_DELAY"],

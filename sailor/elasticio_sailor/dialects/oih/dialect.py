@@ -97,7 +97,6 @@ class OihDialect(BaseDialect):
             uri=env[PREFIX + "AMQP_URI"],
             listen_queue=env[PREFIX + "LISTEN_MESSAGES_ON"],
             prefetch=env_int(env, "RABBITMQ_PREFETCH_SAILOR", 1, radix=10),
-            persistent_messages=self.persistent,
             publish_retry_delay=env_int(env, "AMQP_PUBLISH_RETRY_DELAY", 100, radix=10),
             publish_max_retry_delay=env_int(env, "AMQP_PUBLISH_MAX_RETRY_DELAY", 300_000, radix=10),
         )
