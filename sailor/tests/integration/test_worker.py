@@ -435,8 +435,12 @@ def test_broker_outage_is_bridged_with_backoff_and_sigterm_waits_for_it(broker, 
     worker = start_worker(
         ELASTICIO_RABBITMQ_PREFETCH_SAILOR=2, ELASTICIO_AMQP_URI=proxied_url(broker.url, proxy.port)
     )
+    # message 0 is quick, the others take 1 s each (about 4 s in all at prefetch 2): messages are still in
+    # flight at the cut even when reading output 0 is slow on a loaded machine (with 0.4 s each, all 8
+    # could be done by then: nothing in flight, and the SIGTERM rightly ended the worker at once)
     for i in range(8):
-        broker.publish(*input_message({"sleep": 0.4, "emit": [["data", {"data": {"i": i}}]]}))
+        sleep = 0 if i == 0 else 1.0
+        broker.publish(*input_message({"sleep": sleep, "emit": [["data", {"data": {"i": i}}]]}))
     outputs = [decode(*broker.get(out, 10)[1:])["body"]["i"]]
     proxy.cut()
     time.sleep(1.5)
