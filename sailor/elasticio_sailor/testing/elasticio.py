@@ -4,18 +4,18 @@ environment a step's container gets, and messages encrypted as the previous step
 from __future__ import annotations
 
 import base64
-import json
 import os
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pika
 
 from ..crypto import MessageCipher
 from .amqp import Broker, unique_name
+from .http import JsonHandler
 
 PASSWORD = "testCryptoPassword"
 IV = "iv=any16_symbols"
@@ -63,23 +63,7 @@ class FakePlatform:
         self.step_status = 200
         platform = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                return json.loads(raw) if raw else None
-
-            def _reply(self, status: int, body: Any = None) -> None:
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _handle(self, method: str) -> None:
                 body = self._body() if method in ("POST", "PUT") else None
                 auth = self.headers.get("Authorization", "")
@@ -115,18 +99,6 @@ class FakePlatform:
                         platform.hooks_data = None
                         return self._reply(200, {})
                 return self._reply(404, {"error": "not found"})
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_PUT(self) -> None:
-                self._handle("PUT")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

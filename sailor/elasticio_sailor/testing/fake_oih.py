@@ -11,9 +11,11 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .http import JsonHandler
 
 
 @dataclass
@@ -34,29 +36,8 @@ class FakeOihState:
     requests: list[Recorded] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _reply(self, status: int, body: Any = None) -> None:
-        raw = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return None
-        raw = self.rfile.read(length)
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw.decode("utf-8", "replace")
 
     def _handle(self, method: str) -> None:
         state = self.server.state
@@ -120,15 +101,6 @@ class _Handler(BaseHTTPRequestHandler):
             entry["refs"] = [r for r in refs if (r.get("applicationUid"), r.get("recordUid")) != gone]
             return (200, {"data": entry}) if len(entry["refs"]) < before else (404, {"errors": []})
         return 404, {"errors": [{"message": "no route"}]}
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
 
 
 class _Server(ThreadingHTTPServer):
