@@ -333,6 +333,25 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
+def run_observed(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    count_outputs: Callable[[], int],
+    total: int,
+    timeout: float,
+) -> Result:
+    """Spawn a runtime (its output to `log_path`), observe it until `total` outputs, stop it."""
+    with open(log_path, "wb") as log:
+        spawned = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return observe(proc, spawned, count_outputs, total, timeout, log_path)
+        finally:
+            stop(proc)
+
+
 # --- OIH: ours and the original ----------------------------------------------------------------------
 def install_original(workdir: Path) -> Path:
     """`npm ci --omit=dev` of the original component in a temporary copy; the ferryman's runGlobal.js."""
@@ -382,7 +401,6 @@ def run_oih(
     broker = Broker(topo)
     data_queue = broker.queue("data", DATA_KEY, exchange=topo.backchannel)
     log_path = logdir / f"{side}-{topo.prefix}.log"
-    proc: subprocess.Popen | None = None
     try:
         fields = (
             {"server": "custom", "otherServer": fakes.intercom_url}
@@ -420,13 +438,8 @@ def run_oih(
             env["ELASTICIO_COMPONENT_PATH"] = ""
             env["NODE_ENV"] = "production"
             cmd, cwd = [shutil.which("node") or "node", str(ferryman)], ferryman.parents[3]
-        with open(log_path, "wb") as log:
-            spawned = time.monotonic()
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-            return observe(proc, spawned, lambda: broker.count(data_queue), messages, timeout, log_path)
+        return run_observed(cmd, cwd, env, log_path, lambda: broker.count(data_queue), messages, timeout)
     finally:
-        if proc is not None:
-            stop(proc)
         broker.close()
 
 
@@ -442,7 +455,6 @@ def run_elasticio(
 
     broker = Broker(ElasticioTopology())
     log_path = logdir / f"elasticio-{side}-{broker.topo.prefix}.log"
-    proc: subprocess.Popen | None = None
     try:
         out = broker.queue("data", "data")
         with FakePlatform({"config": {}, "snapshot": {}}) as platform:
@@ -461,13 +473,8 @@ def run_elasticio(
             else:
                 assert node_sailor is not None
                 cmd, cwd = [shutil.which("node") or "node", str(node_sailor)], NODE_COMPONENT
-            with open(log_path, "wb") as log:
-                spawned = time.monotonic()
-                proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-                return observe(proc, spawned, lambda: broker.count(out), messages, timeout, log_path)
+            return run_observed(cmd, cwd, env, log_path, lambda: broker.count(out), messages, timeout)
     finally:
-        if proc is not None:
-            stop(proc)
         broker.close()
 
 
