@@ -1083,8 +1083,9 @@ def ruff_formatted(modules: dict[str, str]) -> dict[str, str]:
     """The modules as `ruff format` writes them with this repo's settings, so the lint test's format check
     and `--check` agree (one ruff run over a scratch copy: a process per module would take seconds)."""
     with tempfile.TemporaryDirectory() as scratch:
+        copies = {name: Path(scratch) / name.replace("/", "__") for name in modules}
         for name, text in modules.items():
-            (Path(scratch) / name.replace("/", "__")).write_text(text, encoding="utf-8")
+            copies[name].write_text(text, encoding="utf-8")
         subprocess.run(  # noqa: S603 (our own interpreter and arguments)
             [
                 sys.executable,
@@ -1098,9 +1099,7 @@ def ruff_formatted(modules: dict[str, str]) -> dict[str, str]:
             ],
             check=True,
         )
-        return {
-            name: (Path(scratch) / name.replace("/", "__")).read_text(encoding="utf-8") for name in modules
-        }
+        return {name: path.read_text(encoding="utf-8") for name, path in copies.items()}
 
 
 def generate(spec_dir: Path = SPEC_DIR, root: Path = ROOT) -> dict[str, str]:
